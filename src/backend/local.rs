@@ -1,0 +1,167 @@
+//! A repository in a local directory: objects are files, written atomically
+//! (temp file, fsync, hard link into place so an existing object is never replaced).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::{BResult, Backend, BackendError, Kind, Temperature};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> PathBuf {
+        self.root.join(kind.path(name))
+    }
+}
+
+fn io_err(kind: Kind, name: &str, source: std::io::Error) -> BackendError {
+    match source.kind() {
+        ErrorKind::NotFound => BackendError::NotFound { kind, name: name.to_string() },
+        ErrorKind::AlreadyExists => BackendError::AlreadyExists { kind, name: name.to_string() },
+        _ => BackendError::Io { kind, name: name.to_string(), source },
+    }
+}
+
+/// Names are hex ids or short words; anything else could escape the repository folder.
+fn check_name(kind: Kind, name: &str) -> BResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(BackendError::Other(format!("invalid {kind} object name {name:?}")))
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: a directory fsync makes the new name durable; some filesystems refuse it.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> BResult<()> {
+        for kind in Kind::ALL {
+            if kind != Kind::Config {
+                let dir = self.root.join(kind.dir());
+                fs::create_dir_all(&dir).map_err(|e| io_err(kind, "", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8], _temp: Temperature) -> BResult<()> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        if path.exists() {
+            return Err(BackendError::AlreadyExists { kind, name: name.to_string() });
+        }
+        fs::create_dir_all(&dir).map_err(|e| io_err(kind, name, e))?;
+        let mut rnd = [0u8; 8];
+        crate::crypto::fill_random(&mut rnd);
+        let tmp = dir.join(format!(".tmp-{}-{}", name, hex::encode(rnd)));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            Ok(())
+        };
+        let result = write().and_then(|()| fs::hard_link(&tmp, &path));
+        let _ = fs::remove_file(&tmp);
+        result.map_err(|e| io_err(kind, name, e))?;
+        sync_dir(&dir);
+        Ok(())
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> BResult<Vec<u8>> {
+        check_name(kind, name)?;
+        fs::read(self.path(kind, name)).map_err(|e| io_err(kind, name, e))
+    }
+
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> BResult<Vec<u8>> {
+        check_name(kind, name)?;
+        let read = || -> std::io::Result<Vec<u8>> {
+            let mut f = File::open(self.path(kind, name))?;
+            let size = f.metadata()?.len();
+            if offset.checked_add(len).is_none_or(|end| end > size) {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!("range {offset}+{len} beyond object size {size}"),
+                ));
+            }
+            f.seek(SeekFrom::Start(offset))?;
+            let mut buf = vec![0u8; len as usize];
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        };
+        read().map_err(|e| io_err(kind, name, e))
+    }
+
+    fn stat(&self, kind: Kind, name: &str) -> BResult<Option<u64>> {
+        check_name(kind, name)?;
+        match fs::metadata(self.path(kind, name)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(kind, name, e)),
+        }
+    }
+
+    fn list(&self, kind: Kind) -> BResult<Vec<(String, u64)>> {
+        if kind == Kind::Config {
+            return Ok(self.stat(kind, "config")?.map(|s| ("config".to_string(), s)).into_iter().collect());
+        }
+        let dir = self.root.join(kind.dir());
+        let mut out = Vec::new();
+        let mut dirs = vec![dir];
+        while let Some(d) = dirs.pop() {
+            let entries = match fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(kind, "", e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_err(kind, "", e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(|e| io_err(kind, &name, e))?;
+                if meta.is_dir() {
+                    if kind.is_fanned_out() {
+                        dirs.push(entry.path());
+                    }
+                } else {
+                    out.push((name, meta.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> BResult<()> {
+        check_name(kind, name)?;
+        match fs::remove_file(self.path(kind, name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(kind, name, e)),
+        }
+    }
+}

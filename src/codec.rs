@@ -1,0 +1,105 @@
+//! A blob's life (format-spec §4): compress → seal on the way in; open → decompress → verify the
+//! id on the way out. Nothing read from a repository is used before its id has been checked.
+
+use std::cell::RefCell;
+
+use crate::crypto::{self, SubKeys};
+use crate::error::{Error, FormatError};
+use crate::format::blob::{blob_aad, COMPRESSION_NONE, COMPRESSION_ZSTD};
+use crate::format::{MAX_DATA_BLOB, MAX_TREE_BLOB};
+use crate::id::{BlobKind, Id};
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+fn compress(level: i32, plain: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, c) = slot.as_mut()?;
+        c.compress(plain).ok()
+    })
+}
+
+#[derive(Clone)]
+pub struct Codec {
+    keys: SubKeys,
+    level: i32,
+}
+
+/// A blob ready to be packed.
+pub struct SealedBlob {
+    pub kind: BlobKind,
+    pub id: Id,
+    pub sealed: Vec<u8>,
+    pub raw_length: u32,
+}
+
+impl Codec {
+    pub fn new(keys: SubKeys, level: i32) -> Self {
+        Codec { keys, level }
+    }
+
+    pub fn keys(&self) -> &SubKeys {
+        &self.keys
+    }
+
+    pub fn id(&self, plain: &[u8]) -> Id {
+        self.keys.blob_id(plain)
+    }
+
+    /// Compress (unless that does not shrink it) and seal a blob whose id is already known.
+    pub fn seal(&self, kind: BlobKind, id: Id, plain: &[u8]) -> SealedBlob {
+        let compressed = if self.level > 0 { compress(self.level, plain) } else { None };
+        let mut payload = Vec::with_capacity(plain.len() + 1);
+        match compressed {
+            Some(c) if c.len() < plain.len() => {
+                payload.push(COMPRESSION_ZSTD);
+                payload.extend_from_slice(&c);
+            }
+            _ => {
+                payload.push(COMPRESSION_NONE);
+                payload.extend_from_slice(plain);
+            }
+        }
+        let sealed = crypto::seal(self.keys.seal_key(kind), &blob_aad(kind, &id), &payload);
+        SealedBlob { kind, id, sealed, raw_length: plain.len() as u32 }
+    }
+
+    /// Open a sealed blob, decompress it within the size limit of its kind and verify its id.
+    pub fn open(&self, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        let payload = crypto::open(self.keys.seal_key(kind), &blob_aad(kind, id), sealed)
+            .map_err(|_| Error::damaged("blob", id.to_hex(), "authentication failed"))?;
+        let limit = match kind {
+            BlobKind::Data => MAX_DATA_BLOB,
+            BlobKind::Tree => MAX_TREE_BLOB,
+        };
+        let plain = match payload.split_first() {
+            Some((&COMPRESSION_NONE, body)) => body.to_vec(),
+            Some((&COMPRESSION_ZSTD, body)) => decompress(body, limit)?,
+            _ => return Err(FormatError::malformed("blob", "unknown compression").into()),
+        };
+        if plain.len() > limit {
+            return Err(FormatError::TooLarge { what: "blob", count: plain.len() as u64, limit: limit as u64 }.into());
+        }
+        if self.keys.blob_id(&plain) != *id {
+            return Err(Error::damaged("blob", id.to_hex(), "content does not match its id"));
+        }
+        Ok(plain)
+    }
+}
+
+/// Decompress a zstd frame whose declared size is within `limit`; never allocates more.
+fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+    let declared = zstd::zstd_safe::get_frame_content_size(body)
+        .ok()
+        .flatten()
+        .ok_or_else(|| FormatError::malformed("blob", "zstd frame without a content size"))?;
+    if declared > limit as u64 {
+        return Err(FormatError::TooLarge { what: "blob", count: declared, limit: limit as u64 }.into());
+    }
+    zstd::bulk::decompress(body, declared as usize).map_err(|e| FormatError::malformed("blob", format!("zstd: {e}")).into())
+}

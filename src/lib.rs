@@ -1,0 +1,15 @@
+//! backup-to-s3: a content-addressed, deduplicating, encrypted snapshot store.
+//!
+//! Layers (a module imports only lower ones): `error`/`id`/`progress` → `format`, `crypto`,
+//! `chunker` → `codec`, `backend`, `index` → `repo` → `ops`, `vfs`. The binary adds the CLI.
+
+pub mod backend;
+pub mod chunker;
+pub mod codec;
+pub mod crypto;
+pub mod format;
+pub mod error;
+pub mod id;
+
+pub use error::{Error, Result};
+pub use id::{BlobKind, Id};
