@@ -10,6 +10,10 @@ pub mod crypto;
 pub mod format;
 pub mod error;
 pub mod id;
+pub mod index;
+pub mod ops;
+pub mod progress;
+pub mod repo;
 
 pub use error::{Error, Result};
 pub use id::{BlobKind, Id};

@@ -1,0 +1,354 @@
+//! The backup walk: builds one tree per directory bottom-up, reusing the parent snapshot's
+//! content lists for unchanged files, and feeds new chunks to the seal workers.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::meta::{self, Names};
+use super::{BackupOptions, BackupSummary, Source};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::format::tree::{Node, NodeKind, Timestamp, Tree};
+use crate::id::{BlobKind, Id};
+use crate::ops::filter::PatternSet;
+use crate::progress::Progress;
+use crate::repo::writer::PackWriter;
+use crate::repo::Repository;
+
+/// An absolute, lexically cleaned path (symlinks are not resolved: they are backed up as links).
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Sealing workers: compress + encrypt new chunks and hand them to the pack writer.
+fn seal_worker(codec: &Codec, writer: &PackWriter<'_>, rx: Receiver<(Id, Vec<u8>)>, failure: &Mutex<Option<Error>>) {
+    for (id, plain) in rx {
+        let blob = codec.seal(BlobKind::Data, id, &plain);
+        if let Err(e) = writer.add_sealed(blob) {
+            let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+            f.get_or_insert(e);
+            return;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    repo: &Repository,
+    writer: &PackWriter<'_>,
+    source: Source<'_>,
+    paths: &[PathBuf],
+    parent_tree: Option<Id>,
+    opts: &BackupOptions,
+    excludes: &PatternSet,
+    progress: &dyn Progress,
+    summary: &mut BackupSummary,
+) -> Result<Id> {
+    let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { opts.threads };
+    let failure = Mutex::new(None);
+    let (tx, rx) = bounded::<(Id, Vec<u8>)>(threads * 2);
+    let result = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let rx = rx.clone();
+            let failure = &failure;
+            scope.spawn(move || seal_worker(repo.codec(), writer, rx, failure));
+        }
+        drop(rx);
+        let mut walker = Walker { repo, writer, opts, excludes, progress, summary, tx: Some(tx), names: Names::default(), root_dev: None };
+        let r = match source {
+            Source::Paths(_) => walker.save_roots(paths, parent_tree),
+            Source::Stdin(reader) => walker.save_stdin(reader, &paths[0]),
+        };
+        walker.tx = None; // closes the channel: workers drain and stop
+        r
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    result
+}
+
+/// The virtual folders above the backed-up paths (`/home` for `/home/a`).
+#[derive(Default)]
+struct VirtualDir {
+    children: BTreeMap<OsString, VirtualEntry>,
+}
+
+enum VirtualEntry {
+    Dir(VirtualDir),
+    Target,
+}
+
+struct Walker<'a, 'w> {
+    repo: &'a Repository,
+    writer: &'a PackWriter<'w>,
+    opts: &'a BackupOptions,
+    excludes: &'a PatternSet,
+    progress: &'a dyn Progress,
+    summary: &'a mut BackupSummary,
+    tx: Option<Sender<(Id, Vec<u8>)>>,
+    names: Names,
+    root_dev: Option<u64>,
+}
+
+impl Walker<'_, '_> {
+    fn warn(&mut self, path: &Path, e: impl std::fmt::Display) {
+        let msg = format!("{}: {e}", path.display());
+        tracing::warn!("{msg}");
+        self.progress.warn(&msg);
+        self.summary.warnings.push(msg);
+    }
+
+    fn save_roots(&mut self, paths: &[PathBuf], parent_tree: Option<Id>) -> Result<Id> {
+        let mut root = VirtualDir::default();
+        for p in paths {
+            std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+            let mut dir = &mut root;
+            let comps: Vec<OsString> = p.components().filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            }).collect();
+            if comps.is_empty() {
+                return Err(Error::Invalid("backing up / as a whole is not supported; name its folders".into()));
+            }
+            for (i, c) in comps.iter().enumerate() {
+                if i + 1 == comps.len() {
+                    dir.children.insert(c.clone(), VirtualEntry::Target);
+                } else {
+                    let entry = dir.children.entry(c.clone()).or_insert_with(|| VirtualEntry::Dir(VirtualDir::default()));
+                    match entry {
+                        VirtualEntry::Dir(d) => dir = d,
+                        VirtualEntry::Target => break, // an ancestor is backed up whole already
+                    }
+                }
+            }
+        }
+        let parent = self.load_parent(parent_tree);
+        self.save_virtual(&root, Path::new("/"), parent.as_ref(), parent_tree)
+    }
+
+    fn load_parent(&mut self, id: Option<Id>) -> Option<Tree> {
+        let id = id?;
+        match self.repo.load_tree(&id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.warn(Path::new("(parent snapshot)"), format!("cannot read tree {id}: {e}; files will be re-read"));
+                None
+            }
+        }
+    }
+
+    fn save_virtual(&mut self, dir: &VirtualDir, path: &Path, parent: Option<&Tree>, old_id: Option<Id>) -> Result<Id> {
+        let mut tree = Tree::default();
+        for (name, entry) in &dir.children {
+            let child = path.join(name);
+            let old = parent.and_then(|t| t.find(name.as_bytes()));
+            match entry {
+                VirtualEntry::Target => {
+                    self.root_dev = std::fs::symlink_metadata(&child).ok().map(|m| m.dev());
+                    if let Some(node) = self.save_entry(&child, name.as_bytes().to_vec(), old)? {
+                        tree.nodes.push(node);
+                    }
+                }
+                VirtualEntry::Dir(sub) => {
+                    let m = std::fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
+                    let mut node = meta::node_from_metadata(name.as_bytes().to_vec(), &m, &mut self.names);
+                    node.kind = NodeKind::Dir;
+                    let old_subtree = old.and_then(|n| n.subtree);
+                    let old_tree = self.load_parent(old_subtree);
+                    node.subtree = Some(self.save_virtual(sub, &child, old_tree.as_ref(), old_subtree)?);
+                    tree.nodes.push(node);
+                }
+            }
+        }
+        self.store_tree(tree, old_id)
+    }
+
+    /// Store a tree blob; counts the directory as new, changed or unmodified against `old`.
+    fn store_tree(&mut self, mut tree: Tree, old: Option<Id>) -> Result<Id> {
+        let bytes = tree.encode();
+        let (id, _) = self.writer.add(BlobKind::Tree, &bytes)?;
+        match old {
+            Some(o) if o == id => self.summary.dirs_unmodified += 1,
+            Some(_) => self.summary.dirs_changed += 1,
+            None => self.summary.dirs_new += 1,
+        }
+        Ok(id)
+    }
+
+    /// Back up one filesystem entry; None when it is excluded or unreadable.
+    fn save_entry(&mut self, path: &Path, name: Vec<u8>, old: Option<&Node>) -> Result<Option<Node>> {
+        if self.excludes.matches(path) {
+            return Ok(None);
+        }
+        let m = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.summary.files_unreadable += 1;
+                self.warn(path, e);
+                return Ok(None);
+            }
+        };
+        let mut node = meta::node_from_metadata(name, &m, &mut self.names);
+        node.xattrs = meta::read_xattrs(path);
+        match node.kind {
+            NodeKind::Dir => {
+                if self.opts.one_file_system && self.root_dev.is_some_and(|d| d != m.dev()) {
+                    return Ok(None);
+                }
+                if self.opts.exclude_if_present.iter().any(|f| path.join(f).symlink_metadata().is_ok()) {
+                    return Ok(None);
+                }
+                let old_subtree = old.filter(|o| o.kind == NodeKind::Dir).and_then(|o| o.subtree);
+                match self.save_dir(path, old_subtree)? {
+                    Some(id) => node.subtree = Some(id),
+                    None => return Ok(None),
+                }
+            }
+            NodeKind::File => {
+                self.summary.bytes_total += node.size;
+                match old {
+                    Some(o) if !self.opts.force && meta::unchanged(o, &node) => {
+                        node.content = o.content.clone();
+                        self.summary.files_unmodified += 1;
+                        self.progress.add_item(1);
+                        self.progress.add_bytes(node.size);
+                    }
+                    _ => match self.read_file(path) {
+                        Ok((content, size)) => {
+                            node.content = content;
+                            node.size = size;
+                            if old.is_some() {
+                                self.summary.files_changed += 1;
+                            } else {
+                                self.summary.files_new += 1;
+                            }
+                            self.progress.add_item(1);
+                        }
+                        Err(e) => {
+                            self.summary.files_unreadable += 1;
+                            self.warn(path, e);
+                            return Ok(None);
+                        }
+                    },
+                }
+            }
+            NodeKind::Symlink => match std::fs::read_link(path) {
+                Ok(t) => node.link_target = t.into_os_string().into_vec(),
+                Err(e) => {
+                    self.summary.files_unreadable += 1;
+                    self.warn(path, e);
+                    return Ok(None);
+                }
+            },
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    fn save_dir(&mut self, path: &Path, old: Option<Id>) -> Result<Option<Id>> {
+        let entries = match std::fs::read_dir(path) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>(),
+            Err(e) => {
+                self.summary.files_unreadable += 1;
+                self.warn(path, e);
+                return Ok(None);
+            }
+        };
+        let mut names: Vec<Vec<u8>> = entries.into_iter().map(OsString::into_vec).collect();
+        names.sort();
+        let old_tree = self.load_parent(old);
+        let mut tree = Tree::default();
+        for name in names {
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
+            if let Some(node) = self.save_entry(&child, name, old_node)? {
+                tree.nodes.push(node);
+            }
+        }
+        self.store_tree(tree, old).map(Some)
+    }
+
+    /// Read and chunk one file; new chunks go to the seal workers. Returns (ids, bytes read).
+    fn read_file(&mut self, path: &Path) -> Result<(Vec<Id>, u64)> {
+        self.progress.set_current(&path.display().to_string());
+        let file = open_noatime(path).map_err(|e| Error::io(path, e))?;
+        self.chunk_stream(file, path)
+    }
+
+    fn chunk_stream<R: Read>(&mut self, reader: R, label: &Path) -> Result<(Vec<Id>, u64)> {
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        for chunk in self.repo.chunker().chunks(reader) {
+            let data = chunk.map_err(|e| Error::io(label, e))?;
+            let len = data.len() as u64;
+            total += len;
+            self.summary.bytes_read += len;
+            self.progress.add_bytes(len);
+            let id = self.repo.codec().id(&data);
+            if self.writer.claim(&id)? {
+                self.summary.chunks_new += 1;
+                let tx = self.tx.as_ref().ok_or(Error::Interrupted)?;
+                // A send fails only when every worker stopped on an error, reported by the caller.
+                if tx.send((id, data)).is_err() {
+                    return Err(Error::Invalid("seal workers stopped".into()));
+                }
+            } else {
+                self.summary.chunks_deduplicated += 1;
+            }
+            ids.push(id);
+        }
+        Ok((ids, total))
+    }
+
+    fn save_stdin(&mut self, reader: &mut dyn Read, path: &Path) -> Result<Id> {
+        let name = path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"stdin".to_vec());
+        let (content, size) = self.chunk_stream(reader, Path::new("(stdin)"))?;
+        let now = jiff::Timestamp::now();
+        let mut node = Node::new(name, NodeKind::File);
+        node.mode = 0o600;
+        node.mtime = Timestamp { secs: now.as_second(), nanos: now.subsec_nanosecond().max(0) as u32 };
+        node.ctime = node.mtime;
+        node.atime = node.mtime;
+        node.size = size;
+        node.content = content;
+        // SAFETY: getuid/getgid cannot fail.
+        node.uid = unsafe { libc::getuid() };
+        node.gid = unsafe { libc::getgid() };
+        node.user = self.names.user(node.uid);
+        node.group = self.names.group(node.gid);
+        self.summary.bytes_total += size;
+        self.summary.files_new += 1;
+        self.store_tree(Tree { nodes: vec![node] }, None)
+    }
+}
+
+/// Open for reading without updating atime where the kernel allows it (owner or root).
+fn open_noatime(path: &Path) -> std::io::Result<File> {
+    match OpenOptions::new().read(true).custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW).open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+        }
+        Err(e) => Err(e),
+    }
+}

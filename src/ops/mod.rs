@@ -1,0 +1,7 @@
+//! Operations on a repository. Each takes a plain options struct; destructive ones plan first.
+
+pub mod backup;
+pub mod check;
+pub mod filter;
+pub mod restore;
+pub mod snapshots;

@@ -1,0 +1,171 @@
+//! Fetching for restore: chunks grouped by pack, adjacent ones merged into one ranged read,
+//! packs fetched by several threads; each chunk is verified, then written to all its places.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::{Locations, Placements, Planned};
+use crate::backend::Kind;
+use crate::error::{Error, Result};
+use crate::id::{BlobKind, Id};
+use crate::index::BlobLocation;
+use crate::progress::Progress;
+use crate::repo::Repository;
+
+/// Gaps up to this size between wanted blobs are read through rather than split.
+const MERGE_GAP: u64 = 1 << 20;
+/// Largest single ranged read.
+const MAX_RANGE: u64 = 32 << 20;
+/// Open files kept per thread.
+const FD_CACHE: usize = 128;
+
+#[derive(Default)]
+pub(crate) struct Fetched {
+    pub chunks: u64,
+    pub packs: u64,
+    pub bytes: u64,
+}
+
+type PackWork = (Id, Vec<(BlobLocation, Id)>);
+
+pub(crate) fn fetch_all(
+    repo: &Repository,
+    target: &Path,
+    entries: &[Planned],
+    placements: &Placements,
+    locations: &Locations,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Fetched> {
+    let mut by_pack: BTreeMap<Id, Vec<(BlobLocation, Id)>> = BTreeMap::new();
+    for (id, loc) in locations {
+        by_pack.entry(loc.pack).or_default().push((*loc, *id));
+    }
+    let work: Vec<PackWork> = by_pack
+        .into_iter()
+        .map(|(p, mut v)| {
+            v.sort_by_key(|(l, _)| l.offset);
+            (p, v)
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let total = Mutex::new(Fetched::default());
+    let errors = Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(work.len()).max(1) {
+            s.spawn(|| {
+                let mut files = FileCache::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((pack, blobs)) = work.get(i) else { break };
+                    match fetch_pack(repo, target, entries, placements, pack, blobs, &mut files, progress) {
+                        Ok(f) => {
+                            let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
+                            t.chunks += f.chunks;
+                            t.bytes += f.bytes;
+                            t.packs += 1;
+                        }
+                        Err(e) => errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string()),
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !errors.is_empty() {
+        return Err(Error::Invalid(format!("restore incomplete, damaged data:\n  {}", errors.join("\n  "))));
+    }
+    Ok(total.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Group sorted blobs into ranges worth one read each.
+fn ranges(blobs: &[(BlobLocation, Id)]) -> Vec<&[(BlobLocation, Id)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=blobs.len() {
+        let split = match (blobs.get(i), blobs.get(start)) {
+            (Some((next, _)), Some((first, _))) => {
+                let prev = &blobs[i - 1].0;
+                let gap = u64::from(next.offset).saturating_sub(u64::from(prev.offset) + u64::from(prev.length));
+                let span = u64::from(next.offset) + u64::from(next.length) - u64::from(first.offset);
+                gap > MERGE_GAP || span > MAX_RANGE
+            }
+            _ => true,
+        };
+        if split {
+            out.push(&blobs[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_pack(
+    repo: &Repository,
+    target: &Path,
+    entries: &[Planned],
+    placements: &Placements,
+    pack: &Id,
+    blobs: &[(BlobLocation, Id)],
+    files: &mut FileCache,
+    progress: &dyn Progress,
+) -> Result<Fetched> {
+    let mut done = Fetched::default();
+    let name = pack.to_hex();
+    for group in ranges(blobs) {
+        let (Some((first, _)), Some((last, _))) = (group.first(), group.last()) else { continue };
+        let start = u64::from(first.offset);
+        let end = u64::from(last.offset) + u64::from(last.length);
+        let bytes = repo.backend().get_range(Kind::Pack, &name, start, end - start)?;
+        for (loc, id) in group {
+            let from = (u64::from(loc.offset) - start) as usize;
+            let sealed = bytes.get(from..from + loc.length as usize).ok_or_else(|| Error::damaged("pack", &name, "short read"))?;
+            let plain = repo.codec().open(BlobKind::Data, id, sealed).map_err(|e| {
+                let who: Vec<String> = placements.get(id).into_iter().flatten().map(|(i, _)| entries[*i].path.display().to_string()).collect();
+                Error::damaged("pack", &name, format!("blob {id}: {e} (affects {})", who.join(", ")))
+            })?;
+            let zeros = plain.iter().all(|&b| b == 0);
+            for (i, offset) in placements.get(id).into_iter().flatten() {
+                if !zeros {
+                    let path = rel(target, &entries[*i].path);
+                    files.get(&path)?.write_all_at(&plain, *offset).map_err(|e| Error::io(&path, e))?;
+                }
+                done.bytes += plain.len() as u64;
+                progress.add_bytes(plain.len() as u64);
+            }
+            done.chunks += 1;
+        }
+    }
+    Ok(done)
+}
+
+pub(crate) fn rel(target: &Path, snapshot_path: &Path) -> std::path::PathBuf {
+    target.join(snapshot_path.strip_prefix("/").unwrap_or(snapshot_path))
+}
+
+#[derive(Default)]
+struct FileCache {
+    open: HashMap<std::path::PathBuf, File>,
+}
+
+impl FileCache {
+    fn get(&mut self, path: &Path) -> Result<&File> {
+        if !self.open.contains_key(path) {
+            if self.open.len() >= FD_CACHE {
+                self.open.clear();
+            }
+            let f = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            self.open.insert(path.to_path_buf(), f);
+        }
+        self.open.get(path).ok_or_else(|| Error::Invalid("file cache".into()))
+    }
+}

@@ -1,0 +1,112 @@
+//! Keeping the local index in step with the repository (format-spec §6, §9.2): ingest new index
+//! objects, rebuild when objects disappeared or were superseded, and index packs that a run
+//! uploaded but could not list before it died.
+
+use std::collections::HashSet;
+
+use super::Repository;
+use crate::backend::{Backend, Kind, Temperature};
+use crate::crypto::SealKey;
+use crate::error::{Error, Result};
+use crate::format::index::{IndexObject, IndexPack};
+use crate::id::Id;
+use crate::index::LocalIndex;
+
+/// Write one index object listing `packs`; records it in the local index. Returns its name.
+pub(crate) fn write_index_object(
+    backend: &dyn Backend,
+    key: &SealKey,
+    local: &LocalIndex,
+    packs: Vec<IndexPack>,
+    supersedes: Vec<Id>,
+) -> Result<String> {
+    let obj = IndexObject { supersedes, packs };
+    let bytes = obj.encode(key);
+    let name = Id::of_object(&bytes).to_hex();
+    match backend.put(Kind::Index, &name, &bytes, Temperature::Hot) {
+        Err(e) if e.is_already_exists() => {}
+        other => other?,
+    }
+    local.commit_pending(&name, &obj)?;
+    local.ingest(&name, &obj)?;
+    Ok(name)
+}
+
+impl Repository {
+    /// Bring the local index up to date with the repository's index objects.
+    pub fn sync_index(&self) -> Result<()> {
+        self.recover_pending()?;
+        let listed: HashSet<String> = self.backend().list(Kind::Index)?.into_iter().map(|(n, _)| n).collect();
+        let known = self.index().known_index_objects()?;
+        let rebuild = !known.is_subset(&listed);
+        let new: Vec<&String> = if rebuild { listed.iter().collect() } else { listed.difference(&known).collect() };
+        let mut loaded = Vec::with_capacity(new.len());
+        let mut superseded = HashSet::new();
+        for name in new {
+            let obj = self.load_index_object(name)?;
+            superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
+            loaded.push((name.clone(), obj));
+        }
+        if !rebuild && superseded.iter().any(|s| known.contains(s)) {
+            // Something we mirror was replaced by prune: start from scratch.
+            return self.rebuild_index(&listed);
+        }
+        if rebuild {
+            self.index().clear()?;
+        }
+        for (name, obj) in loaded {
+            if !superseded.contains(&name) {
+                self.index().ingest(&name, &obj)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rebuild_index(&self, listed: &HashSet<String>) -> Result<()> {
+        self.index().clear()?;
+        let mut superseded = HashSet::new();
+        let mut objs = Vec::new();
+        for name in listed {
+            let obj = self.load_index_object(name)?;
+            superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
+            objs.push((name, obj));
+        }
+        for (name, obj) in objs {
+            if !superseded.contains(name) {
+                self.index().ingest(name, &obj)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn load_index_object(&self, name: &str) -> Result<IndexObject> {
+        let bytes = self.backend().get(Kind::Index, name)?;
+        if Id::of_object(&bytes).to_hex() != name {
+            return Err(Error::damaged("index", name, "content does not match its name"));
+        }
+        IndexObject::decode(&bytes, &self.codec().keys().meta).map_err(|e| Error::damaged("index", name, e))
+    }
+
+    /// Packs recorded as uploaded by a run that did not get to write their index object: list
+    /// the ones that really exist in a new index object, forget the others.
+    fn recover_pending(&self) -> Result<()> {
+        let pending = self.index().pending()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut present = Vec::new();
+        let mut missing = Vec::new();
+        for p in pending {
+            match self.backend().stat(Kind::Pack, &p.pack.to_hex())? {
+                Some(_) => present.push(p),
+                None => missing.push(p),
+            }
+        }
+        self.index().drop_pending(&missing)?;
+        if !present.is_empty() {
+            tracing::info!("indexing {} pack(s) left by an interrupted run", present.len());
+            write_index_object(self.backend(), &self.codec().keys().meta, self.index(), present, vec![])?;
+        }
+        Ok(())
+    }
+}
