@@ -83,7 +83,10 @@ pub fn node_from_metadata(name: Vec<u8>, meta: &Metadata, names: &mut Names) -> 
     node.user = names.user(meta.uid());
     node.group = names.group(meta.gid());
     node.mtime = ts(meta.mtime(), meta.mtime_nsec());
-    node.atime = ts(meta.atime(), meta.atime_nsec());
+    // A folder's atime changes whenever it is listed: storing it would make every tree new.
+    if kind != NodeKind::Dir {
+        node.atime = ts(meta.atime(), meta.atime_nsec());
+    }
     node.ctime = ts(meta.ctime(), meta.ctime_nsec());
     node.size = if kind == NodeKind::File { meta.size() } else { 0 };
     node.inode = meta.ino();

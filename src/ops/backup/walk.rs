@@ -113,7 +113,6 @@ struct Walker<'a, 'w> {
 impl Walker<'_, '_> {
     fn warn(&mut self, path: &Path, e: impl std::fmt::Display) {
         let msg = format!("{}: {e}", path.display());
-        tracing::warn!("{msg}");
         self.progress.warn(&msg);
         self.summary.warnings.push(msg);
     }
