@@ -53,7 +53,11 @@ impl Codec {
 
     /// Compress (unless that does not shrink it) and seal a blob whose id is already known.
     pub fn seal(&self, kind: BlobKind, id: Id, plain: &[u8]) -> SealedBlob {
-        let compressed = if self.level > 0 { compress(self.level, plain) } else { None };
+        let compressed = if self.level > 0 {
+            compress(self.level, plain)
+        } else {
+            None
+        };
         let mut payload = Vec::with_capacity(plain.len() + 1);
         match compressed {
             Some(c) if c.len() < plain.len() => {
@@ -66,7 +70,12 @@ impl Codec {
             }
         }
         let sealed = crypto::seal(self.keys.seal_key(kind), &blob_aad(kind, &id), &payload);
-        SealedBlob { kind, id, sealed, raw_length: plain.len() as u32 }
+        SealedBlob {
+            kind,
+            id,
+            sealed,
+            raw_length: plain.len() as u32,
+        }
     }
 
     /// Open a sealed blob, decompress it within the size limit of its kind and verify its id.
@@ -83,10 +92,19 @@ impl Codec {
             _ => return Err(FormatError::malformed("blob", "unknown compression").into()),
         };
         if plain.len() > limit {
-            return Err(FormatError::TooLarge { what: "blob", count: plain.len() as u64, limit: limit as u64 }.into());
+            return Err(FormatError::TooLarge {
+                what: "blob",
+                count: plain.len() as u64,
+                limit: limit as u64,
+            }
+            .into());
         }
         if self.keys.blob_id(&plain) != *id {
-            return Err(Error::damaged("blob", id.to_hex(), "content does not match its id"));
+            return Err(Error::damaged(
+                "blob",
+                id.to_hex(),
+                "content does not match its id",
+            ));
         }
         Ok(plain)
     }
@@ -99,7 +117,13 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
         .flatten()
         .ok_or_else(|| FormatError::malformed("blob", "zstd frame without a content size"))?;
     if declared > limit as u64 {
-        return Err(FormatError::TooLarge { what: "blob", count: declared, limit: limit as u64 }.into());
+        return Err(FormatError::TooLarge {
+            what: "blob",
+            count: declared,
+            limit: limit as u64,
+        }
+        .into());
     }
-    zstd::bulk::decompress(body, declared as usize).map_err(|e| FormatError::malformed("blob", format!("zstd: {e}")).into())
+    zstd::bulk::decompress(body, declared as usize)
+        .map_err(|e| FormatError::malformed("blob", format!("zstd: {e}")).into())
 }

@@ -7,27 +7,40 @@ use crate::id::Id;
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("{what}: truncated (need {need} bytes, have {have})")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("{what}: bad magic")]
     BadMagic { what: &'static str },
     #[error("{what}: unsupported format version {version}")]
     UnsupportedVersion { what: &'static str, version: u32 },
     #[error("{what}: {count} exceeds the limit of {limit}")]
-    TooLarge { what: &'static str, count: u64, limit: u64 },
+    TooLarge {
+        what: &'static str,
+        count: u64,
+        limit: u64,
+    },
     #[error("{what}: malformed: {detail}")]
     Malformed { what: &'static str, detail: String },
 }
 
 impl FormatError {
     pub fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
-        FormatError::Malformed { what, detail: detail.into() }
+        FormatError::Malformed {
+            what,
+            detail: detail.into(),
+        }
     }
 }
 
 /// Errors from the crypto layer. Deliberately vague: an attacker learns nothing from them.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("authentication failed: the data was modified, belongs elsewhere, or the key is wrong")]
+    #[error(
+        "authentication failed: the data was modified, belongs elsewhere, or the key is wrong"
+    )]
     Authentication,
     #[error("key derivation failed: {0}")]
     Kdf(String),
@@ -48,7 +61,11 @@ pub enum Error {
     #[error("a repository already exists at {0}")]
     RepositoryExists(String),
     #[error("object {kind}/{name} is damaged: {detail}")]
-    Damaged { kind: &'static str, name: String, detail: String },
+    Damaged {
+        kind: &'static str,
+        name: String,
+        detail: String,
+    },
     #[error("blob {0} is not in the index")]
     BlobMissing(Id),
     #[error("local index: {0}")]
@@ -58,7 +75,10 @@ pub enum Error {
     #[error("snapshot prefix {0:?} is ambiguous")]
     AmbiguousSnapshot(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("interrupted")]
     Interrupted,
     #[error("{0}")]
@@ -67,10 +87,21 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
-    pub fn damaged(kind: &'static str, name: impl Into<String>, detail: impl std::fmt::Display) -> Self {
-        Error::Damaged { kind, name: name.into(), detail: detail.to_string() }
+    pub fn damaged(
+        kind: &'static str,
+        name: impl Into<String>,
+        detail: impl std::fmt::Display,
+    ) -> Self {
+        Error::Damaged {
+            kind,
+            name: name.into(),
+            detail: detail.to_string(),
+        }
     }
 }
 

@@ -3,12 +3,14 @@
 //! Layers (a module imports only lower ones): `error`/`id`/`progress` → `format`, `crypto`,
 //! `chunker` → `codec`, `backend`, `index` → `repo` → `ops`, `vfs`. The binary adds the CLI.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod backend;
 pub mod chunker;
 pub mod codec;
 pub mod crypto;
-pub mod format;
 pub mod error;
+pub mod format;
 pub mod id;
 pub mod index;
 pub mod ops;

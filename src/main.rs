@@ -15,7 +15,12 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACKUP_TO_S3_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("backup_to_s3={level}")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
     let code = match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

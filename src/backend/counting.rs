@@ -58,7 +58,10 @@ pub struct Counting<B> {
 
 impl<B: Backend> Counting<B> {
     pub fn new(inner: B) -> Self {
-        Counting { inner, c: Counters::default() }
+        Counting {
+            inner,
+            c: Counters::default(),
+        }
     }
 
     pub fn stats(&self) -> RequestStats {
@@ -115,7 +118,9 @@ impl<B: Backend> Backend for Counting<B> {
         self.inner.delete(kind, name)
     }
     fn delete_many(&self, kind: Kind, names: &[String]) -> BResult<()> {
-        self.c.delete.fetch_add(names.len().div_ceil(1000) as u64, Relaxed);
+        self.c
+            .delete
+            .fetch_add(names.len().div_ceil(1000) as u64, Relaxed);
         self.inner.delete_many(kind, names)
     }
 }

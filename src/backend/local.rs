@@ -27,9 +27,19 @@ impl LocalBackend {
 
 fn io_err(kind: Kind, name: &str, source: std::io::Error) -> BackendError {
     match source.kind() {
-        ErrorKind::NotFound => BackendError::NotFound { kind, name: name.to_string() },
-        ErrorKind::AlreadyExists => BackendError::AlreadyExists { kind, name: name.to_string() },
-        _ => BackendError::Io { kind, name: name.to_string(), source },
+        ErrorKind::NotFound => BackendError::NotFound {
+            kind,
+            name: name.to_string(),
+        },
+        ErrorKind::AlreadyExists => BackendError::AlreadyExists {
+            kind,
+            name: name.to_string(),
+        },
+        _ => BackendError::Io {
+            kind,
+            name: name.to_string(),
+            source,
+        },
     }
 }
 
@@ -37,11 +47,15 @@ fn io_err(kind: Kind, name: &str, source: std::io::Error) -> BackendError {
 fn check_name(kind: Kind, name: &str) -> BResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(BackendError::Other(format!("invalid {kind} object name {name:?}")))
+        Err(BackendError::Other(format!(
+            "invalid {kind} object name {name:?}"
+        )))
     }
 }
 
@@ -72,7 +86,10 @@ impl Backend for LocalBackend {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if path.exists() {
-            return Err(BackendError::AlreadyExists { kind, name: name.to_string() });
+            return Err(BackendError::AlreadyExists {
+                kind,
+                name: name.to_string(),
+            });
         }
         fs::create_dir_all(&dir).map_err(|e| io_err(kind, name, e))?;
         let mut rnd = [0u8; 8];
@@ -126,7 +143,11 @@ impl Backend for LocalBackend {
 
     fn list(&self, kind: Kind) -> BResult<Vec<(String, u64)>> {
         if kind == Kind::Config {
-            return Ok(self.stat(kind, "config")?.map(|s| ("config".to_string(), s)).into_iter().collect());
+            return Ok(self
+                .stat(kind, "config")?
+                .map(|s| ("config".to_string(), s))
+                .into_iter()
+                .collect());
         }
         let dir = self.root.join(kind.dir());
         let mut out = Vec::new();

@@ -43,7 +43,10 @@ impl Backend for MemBackend {
         let mut map = self.lock();
         let key = (kind, name.to_string());
         if map.contains_key(&key) {
-            return Err(BackendError::AlreadyExists { kind, name: name.to_string() });
+            return Err(BackendError::AlreadyExists {
+                kind,
+                name: name.to_string(),
+            });
         }
         map.insert(key, data.to_vec());
         Ok(())
@@ -52,22 +55,34 @@ impl Backend for MemBackend {
         self.lock()
             .get(&(kind, name.to_string()))
             .cloned()
-            .ok_or_else(|| BackendError::NotFound { kind, name: name.to_string() })
+            .ok_or_else(|| BackendError::NotFound {
+                kind,
+                name: name.to_string(),
+            })
     }
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> BResult<Vec<u8>> {
         let map = self.lock();
         let obj = map
             .get(&(kind, name.to_string()))
-            .ok_or_else(|| BackendError::NotFound { kind, name: name.to_string() })?;
+            .ok_or_else(|| BackendError::NotFound {
+                kind,
+                name: name.to_string(),
+            })?;
         let start = usize::try_from(offset).ok();
         let end = start.and_then(|s| s.checked_add(usize::try_from(len).ok()?));
         match (start, end) {
             (Some(s), Some(e)) if e <= obj.len() => Ok(obj[s..e].to_vec()),
-            _ => Err(BackendError::Other(format!("{kind}/{name}: range {offset}+{len} beyond object size {}", obj.len()))),
+            _ => Err(BackendError::Other(format!(
+                "{kind}/{name}: range {offset}+{len} beyond object size {}",
+                obj.len()
+            ))),
         }
     }
     fn stat(&self, kind: Kind, name: &str) -> BResult<Option<u64>> {
-        Ok(self.lock().get(&(kind, name.to_string())).map(|v| v.len() as u64))
+        Ok(self
+            .lock()
+            .get(&(kind, name.to_string()))
+            .map(|v| v.len() as u64))
     }
     fn list(&self, kind: Kind) -> BResult<Vec<(String, u64)>> {
         Ok(self

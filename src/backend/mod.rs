@@ -25,8 +25,15 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] =
-        [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Session, Kind::Plan];
+    pub const ALL: [Kind; 7] = [
+        Kind::Config,
+        Kind::Key,
+        Kind::Pack,
+        Kind::Index,
+        Kind::Snapshot,
+        Kind::Session,
+        Kind::Plan,
+    ];
 
     /// The folder of this kind in the repository layout.
     pub fn dir(self) -> &'static str {
@@ -90,9 +97,18 @@ pub enum BackendError {
     #[error("{kind}/{name} already exists")]
     AlreadyExists { kind: Kind, name: String },
     #[error("{kind}/{name}: {source}")]
-    Io { kind: Kind, name: String, source: std::io::Error },
+    Io {
+        kind: Kind,
+        name: String,
+        source: std::io::Error,
+    },
     #[error("{kind}/{name}: {message}")]
-    Remote { kind: Kind, name: String, message: String, transient: bool },
+    Remote {
+        kind: Kind,
+        name: String,
+        message: String,
+        transient: bool,
+    },
     #[error("backend: {0}")]
     Other(String),
 }
@@ -110,7 +126,9 @@ impl BackendError {
             BackendError::Remote { transient, .. } => *transient,
             BackendError::Io { source, .. } => matches!(
                 source.kind(),
-                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
             ),
             _ => false,
         }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "backup-to-s3", version, about = "Encrypted, deduplicating snapshots of your files on S3 or a local disk")]
+#[command(
+    name = "backup-to-s3",
+    version,
+    about = "Encrypted, deduplicating snapshots of your files on S3 or a local disk"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -16,7 +16,9 @@ use backup_to_s3::ops::restore::{self, RestoreOptions};
 use backup_to_s3::ops::snapshots::{self, format_ts, SnapshotFilter};
 use backup_to_s3::repo::{InitOptions, Repository};
 
-use super::args::{BackupArgs, CheckArgs, Cli, Command, FilterArgs, InitArgs, KeyAction, LsArgs, RestoreArgs};
+use super::args::{
+    BackupArgs, CheckArgs, Cli, Command, FilterArgs, InitArgs, KeyAction, LsArgs, RestoreArgs,
+};
 use super::progress::Bar;
 use super::{exit, location, new_password, open_backend, open_repo};
 
@@ -42,11 +44,19 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 }
 
 fn filter(f: &FilterArgs) -> SnapshotFilter {
-    SnapshotFilter { hosts: f.hosts.clone(), tags: f.tags.clone(), paths: f.paths.clone() }
+    SnapshotFilter {
+        hosts: f.hosts.clone(),
+        tags: f.tags.clone(),
+        paths: f.paths.clone(),
+    }
 }
 
 fn kdf(mib: u32, iterations: u32) -> KdfParams {
-    KdfParams { m_cost: mib.saturating_mul(1024), t_cost: iterations, p_cost: 1 }
+    KdfParams {
+        m_cost: mib.saturating_mul(1024),
+        t_cost: iterations,
+        p_cost: 1,
+    }
 }
 
 fn init(g: &super::args::Global, a: InitArgs) -> Result<i32> {
@@ -60,7 +70,9 @@ fn init(g: &super::args::Global, a: InitArgs) -> Result<i32> {
     };
     let id = Repository::init(backend, pw.as_bytes(), &opts)?;
     if g.json {
-        print_json(&json!({"message_type": "initialized", "repository": location(g), "id": id.to_hex()}))?;
+        print_json(
+            &json!({"message_type": "initialized", "repository": location(g), "id": id.to_hex()}),
+        )?;
     } else if !g.quiet {
         println!("created repository {} at {}", id.short(), location(g));
         println!("keep the password safe: without it the data cannot be read");
@@ -113,9 +125,16 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
             summary.files_new,
             summary.files_changed,
             summary.files_unmodified,
-            if summary.files_unreadable > 0 { format!(", {} unreadable", summary.files_unreadable) } else { String::new() }
+            if summary.files_unreadable > 0 {
+                format!(", {} unreadable", summary.files_unreadable)
+            } else {
+                String::new()
+            }
         );
-        println!("dirs:  {} new, {} changed, {} unmodified", summary.dirs_new, summary.dirs_changed, summary.dirs_unmodified);
+        println!(
+            "dirs:  {} new, {} changed, {} unmodified",
+            summary.dirs_new, summary.dirs_changed, summary.dirs_unmodified
+        );
         println!(
             "read {} in {:.2}s, added {} ({} new chunks, {} deduplicated)",
             human(summary.bytes_read),
@@ -129,7 +148,11 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
             None => println!("dry run: nothing stored"),
         }
     }
-    Ok(if summary.files_unreadable > 0 { exit::PARTIAL } else { exit::OK })
+    Ok(if summary.files_unreadable > 0 {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    })
 }
 
 pub fn human(n: u64) -> String {
@@ -165,7 +188,10 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 
 fn local_time(s: &Snapshot) -> String {
     let tz = jiff::tz::TimeZone::system();
-    s.time().to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    s.time()
+        .to_zoned(tz)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 fn list_snapshots(g: &super::args::Global, f: FilterArgs) -> Result<i32> {
@@ -176,9 +202,19 @@ fn list_snapshots(g: &super::args::Global, f: FilterArgs) -> Result<i32> {
         print_json(&v)?;
         return Ok(exit::OK);
     }
-    println!("{:<8}  {:<19}  {:<16}  {:<16}  paths", "id", "time", "host", "tags");
+    println!(
+        "{:<8}  {:<19}  {:<16}  {:<16}  paths",
+        "id", "time", "host", "tags"
+    );
     for (id, s) in &list {
-        println!("{:<8}  {:<19}  {:<16}  {:<16}  {}", id.short(), local_time(s), s.hostname, s.tags.join(","), s.paths.join(" "));
+        println!(
+            "{:<8}  {:<19}  {:<16}  {:<16}  {}",
+            id.short(),
+            local_time(s),
+            s.hostname,
+            s.tags.join(","),
+            s.paths.join(" ")
+        );
     }
     println!("{} snapshot(s)", list.len());
     Ok(exit::OK)
@@ -210,7 +246,9 @@ fn ls(g: &super::args::Global, a: LsArgs) -> Result<i32> {
     let base = PathBuf::from(a.path.as_deref().unwrap_or("/"));
     let (tree_id, _) = snapshots::tree_at(&repo, &snap.tree, &base)?;
     if g.json {
-        print_json(&json!({"message_type": "snapshot", "id": sid.to_hex(), "time": snap.time().to_string(), "paths": snap.paths}))?;
+        print_json(
+            &json!({"message_type": "snapshot", "id": sid.to_hex(), "time": snap.time().to_string(), "paths": snap.paths}),
+        )?;
     }
     snapshots::walk(&repo, &tree_id, &mut |p, n| {
         let full = base.join(p.strip_prefix("/").unwrap_or(p));
@@ -228,8 +266,21 @@ fn ls(g: &super::args::Global, a: LsArgs) -> Result<i32> {
             }))
             .map_err(|e| backup_to_s3::Error::Invalid(e.to_string()))?;
         } else if a.long {
-            let target = if n.kind == NodeKind::Symlink { format!(" -> {}", String::from_utf8_lossy(&n.link_target)) } else { String::new() };
-            println!("{} {:>8} {:>8} {:>12} {} {}{}", mode_string(n.kind, n.mode), n.user, n.group, n.size, format_ts(n.mtime), full.display(), target);
+            let target = if n.kind == NodeKind::Symlink {
+                format!(" -> {}", String::from_utf8_lossy(&n.link_target))
+            } else {
+                String::new()
+            };
+            println!(
+                "{} {:>8} {:>8} {:>12} {} {}{}",
+                mode_string(n.kind, n.mode),
+                n.user,
+                n.group,
+                n.size,
+                format_ts(n.mtime),
+                full.display(),
+                target
+            );
         } else {
             println!("{}", full.display());
         }
@@ -260,7 +311,14 @@ fn find(g: &super::args::Global, pattern: &str, f: FilterArgs) -> Result<i32> {
         print_json(&found)?;
     } else {
         for m in &found {
-            println!("{}  {:<9} {:>12}  {}  {}", m.snapshot, m.kind, m.size, m.mtime, m.path.display());
+            println!(
+                "{}  {:<9} {:>12}  {}  {}",
+                m.snapshot,
+                m.kind,
+                m.size,
+                m.mtime,
+                m.path.display()
+            );
         }
     }
     Ok(exit::OK)
@@ -272,7 +330,12 @@ fn parse_at(s: &str) -> Result<jiff::Timestamp> {
         return Ok(t);
     }
     let tz = jiff::tz::TimeZone::system();
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = jiff::civil::DateTime::strptime(fmt, s) {
             return Ok(dt.to_zoned(tz.clone())?.timestamp());
         }
@@ -288,9 +351,10 @@ fn restore_cmd(g: &super::args::Global, a: RestoreArgs) -> Result<i32> {
     let repo = open_repo(g)?;
     let (sid, snap) = match (&a.snapshot, &a.at) {
         (_, Some(at)) => snapshots::at_time(&repo, &filter(&a.filter), parse_at(at)?)?,
-        (Some(spec), None) if spec == "latest" => {
-            snapshots::select(&repo, &filter(&a.filter))?.into_iter().last().context("no snapshot matches")?
-        }
+        (Some(spec), None) if spec == "latest" => snapshots::select(&repo, &filter(&a.filter))?
+            .into_iter()
+            .last()
+            .context("no snapshot matches")?,
         (Some(spec), None) => repo.find_snapshot(spec)?,
         (None, None) => bail!("name a snapshot (id, prefix or `latest`) or give --at"),
     };
@@ -326,14 +390,21 @@ fn restore_cmd(g: &super::args::Global, a: RestoreArgs) -> Result<i32> {
             );
         }
     }
-    Ok(if summary.warnings.is_empty() { exit::OK } else { exit::PARTIAL })
+    Ok(if summary.warnings.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    })
 }
 
 fn check_cmd(g: &super::args::Global, a: CheckArgs) -> Result<i32> {
     let repo = open_repo(g)?;
     let subset = match &a.read_data_subset {
         Some(s) => {
-            let v: f64 = s.trim_end_matches('%').parse().with_context(|| format!("bad --read-data-subset {s:?}"))?;
+            let v: f64 = s
+                .trim_end_matches('%')
+                .parse()
+                .with_context(|| format!("bad --read-data-subset {s:?}"))?;
             if !(0.0..=100.0).contains(&v) {
                 bail!("--read-data-subset must be between 0% and 100%");
             }
@@ -341,7 +412,10 @@ fn check_cmd(g: &super::args::Global, a: CheckArgs) -> Result<i32> {
         }
         None => None,
     };
-    let opts = CheckOptions { read_data: a.read_data || subset.is_some(), read_data_subset: subset };
+    let opts = CheckOptions {
+        read_data: a.read_data || subset.is_some(),
+        read_data_subset: subset,
+    };
     let bar = Bar::new(!g.json, g.quiet, "check");
     let report = check::check(&repo, &opts, &bar)?;
     bar.finish();
@@ -360,9 +434,25 @@ fn check_cmd(g: &super::args::Global, a: CheckArgs) -> Result<i32> {
                 report.snapshots_checked,
                 report.trees_checked,
                 report.packs_checked,
-                if opts.read_data { format!(", read {} packs ({}), verified {} blobs", report.packs_read, human(report.bytes_read), report.blobs_verified) } else { String::new() }
+                if opts.read_data {
+                    format!(
+                        ", read {} packs ({}), verified {} blobs",
+                        report.packs_read,
+                        human(report.bytes_read),
+                        report.blobs_verified
+                    )
+                } else {
+                    String::new()
+                }
             );
-            println!("{}", if report.ok() { "no errors were found" } else { "the repository is damaged" });
+            println!(
+                "{}",
+                if report.ok() {
+                    "no errors were found"
+                } else {
+                    "the repository is damaged"
+                }
+            );
         }
     }
     Ok(if report.ok() { exit::OK } else { exit::ERROR })
@@ -377,7 +467,10 @@ fn key(g: &super::args::Global, action: KeyAction) -> Result<i32> {
             if g.json {
                 print_json(&keys)?;
             } else {
-                println!(" {:<8}  {:<25}  {:<16}  {:<10}  kdf", "id", "created", "host", "user");
+                println!(
+                    " {:<8}  {:<25}  {:<16}  {:<10}  kdf",
+                    "id", "created", "host", "user"
+                );
                 for k in keys {
                     println!(
                         "{}{:<8}  {:<25}  {:<16}  {:<10}  {} m={}MiB t={} p={}",
@@ -423,7 +516,11 @@ fn report(g: &super::args::Global, what: &str, id: &str) -> Result<()> {
 
 fn cat(g: &super::args::Global, kind: &str, id: Option<&str>) -> Result<i32> {
     let repo = open_repo(g)?;
-    let need_id = || -> Result<Id> { id.context("this object kind needs an id")?.parse::<Id>().map_err(Into::into) };
+    let need_id = || -> Result<Id> {
+        id.context("this object kind needs an id")?
+            .parse::<Id>()
+            .map_err(Into::into)
+    };
     let value = match kind {
         "config" => serde_json::to_value(repo.config())?,
         "snapshot" => {
@@ -439,13 +536,18 @@ fn cat(g: &super::args::Global, kind: &str, id: Option<&str>) -> Result<i32> {
             })
         }
         "key" => {
-            let bytes = repo.backend().get(backup_to_s3::backend::Kind::Key, &need_id()?.to_hex())?;
+            let bytes = repo
+                .backend()
+                .get(backup_to_s3::backend::Kind::Key, &need_id()?.to_hex())?;
             let kf = backup_to_s3::format::keyfile::KeyFile::decode(&bytes)?;
             json!({"created": kf.created, "hostname": kf.hostname, "username": kf.username, "kdf": kf.kdf, "kdf_params": kf.kdf_params})
         }
         "pack" => {
             let name = need_id()?.to_hex();
-            let size = repo.backend().stat(backup_to_s3::backend::Kind::Pack, &name)?.context("no such pack")?;
+            let size = repo
+                .backend()
+                .stat(backup_to_s3::backend::Kind::Pack, &name)?
+                .context("no such pack")?;
             let entries = check::read_pack_header(&repo, &name, size)?;
             json!(entries.iter().map(|e| json!({"kind": format!("{:?}", e.kind).to_lowercase(), "id": e.id.to_hex(), "offset": e.offset, "length": e.length, "raw_length": e.raw_length})).collect::<Vec<_>>())
         }
@@ -453,7 +555,9 @@ fn cat(g: &super::args::Global, kind: &str, id: Option<&str>) -> Result<i32> {
             let data = repo.read_blob(BlobKind::Data, &need_id()?)?;
             json!({"length": data.len()})
         }
-        other => bail!("unknown object kind {other:?}: config, snapshot, tree, index, key, pack or blob"),
+        other => {
+            bail!("unknown object kind {other:?}: config, snapshot, tree, index, key, pack or blob")
+        }
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(exit::OK)

@@ -48,11 +48,16 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 /// The default repository location: `<data dir>/backup-to-s3/repository`.
 pub fn default_repo() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("backup-to-s3").join("repository")
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("backup-to-s3")
+        .join("repository")
 }
 
 pub(crate) fn location(g: &args::Global) -> String {
-    g.repo.clone().unwrap_or_else(|| default_repo().display().to_string())
+    g.repo
+        .clone()
+        .unwrap_or_else(|| default_repo().display().to_string())
 }
 
 pub(crate) fn open_backend(g: &args::Global) -> Result<DynBackend> {
@@ -88,34 +93,57 @@ pub(crate) fn password(g: &args::Global) -> Result<Zeroizing<String>> {
         return Ok(Zeroizing::new(p));
     }
     if let Some(f) = &g.password_file {
-        let text = Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("reading password file {}", f.display()))?);
-        return Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()));
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading password file {}", f.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
     }
     if let Some(cmd) = &g.password_command {
-        let out = std::process::Command::new("sh").arg("-c").arg(cmd).output().context("running --password-command")?;
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .context("running --password-command")?;
         if !out.status.success() {
             bail!("--password-command failed with {}", out.status);
         }
         let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
-        return Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()));
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
     }
     if !std::io::stdin().is_terminal() {
         bail!("no password: set BACKUP_TO_S3_PASSWORD, --password-file or --password-command");
     }
-    Ok(Zeroizing::new(rpassword::prompt_password("password: ").context("reading the password")?))
+    Ok(Zeroizing::new(
+        rpassword::prompt_password("password: ").context("reading the password")?,
+    ))
 }
 
 /// A new password (init, key add/passwd): from a file, BACKUP_TO_S3_NEW_PASSWORD, or asked twice.
-pub(crate) fn new_password(file: Option<&PathBuf>, fallback: Option<&args::Global>) -> Result<Zeroizing<String>> {
+pub(crate) fn new_password(
+    file: Option<&PathBuf>,
+    fallback: Option<&args::Global>,
+) -> Result<Zeroizing<String>> {
     if let Some(f) = file {
-        let text = Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?);
-        return Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()));
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
     }
     if let Ok(p) = std::env::var("BACKUP_TO_S3_NEW_PASSWORD") {
         return Ok(Zeroizing::new(p));
     }
     if let Some(g) = fallback {
-        if std::env::var("BACKUP_TO_S3_PASSWORD").is_ok() || g.password_file.is_some() || g.password_command.is_some() {
+        if std::env::var("BACKUP_TO_S3_PASSWORD").is_ok()
+            || g.password_file.is_some()
+            || g.password_command.is_some()
+        {
             return password(g);
         }
     }
@@ -136,6 +164,12 @@ pub(crate) fn new_password(file: Option<&PathBuf>, fallback: Option<&args::Globa
 pub(crate) fn open_repo(g: &args::Global) -> Result<Repository> {
     let backend = open_backend(g)?;
     let pw = password(g)?;
-    let repo = Repository::open(backend, pw.as_bytes(), &OpenOptions { cache_dir: g.cache_dir.clone() })?;
+    let repo = Repository::open(
+        backend,
+        pw.as_bytes(),
+        &OpenOptions {
+            cache_dir: g.cache_dir.clone(),
+        },
+    )?;
     Ok(repo)
 }

@@ -23,7 +23,10 @@ impl Bar {
         ))
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
-        Bar { bar: Some(bar), quiet }
+        Bar {
+            bar: Some(bar),
+            quiet,
+        }
     }
 
     pub fn finish(&self) {

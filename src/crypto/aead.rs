@@ -39,13 +39,24 @@ pub fn seal(key: &SealKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
 }
 
 /// Seal with a given nonce: only for test vectors, which need to be reproducible.
-pub fn seal_with_nonce(key: &SealKey, nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+pub fn seal_with_nonce(
+    key: &SealKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
     out.extend_from_slice(nonce);
     // Encryption fails only for messages beyond 256 GiB, which no caller can produce.
     let ct = key
         .cipher()
-        .encrypt(&XNonce::from(*nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            &XNonce::from(*nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default();
     out.extend_from_slice(&ct);
     out

@@ -21,14 +21,23 @@ pub struct ChunkerParams {
 
 impl Default for ChunkerParams {
     fn default() -> Self {
-        ChunkerParams { min_size: 256 << 10, avg_size: 1 << 20, max_size: 4 << 20, normalization: 1 }
+        ChunkerParams {
+            min_size: 256 << 10,
+            avg_size: 1 << 20,
+            max_size: 4 << 20,
+            normalization: 1,
+        }
     }
 }
 
 impl ChunkerParams {
     /// fastcdc's bounds, and v2020's requirement that every size is even.
     pub fn validate(&self) -> Result<(), FormatError> {
-        let (min, avg, max) = (self.min_size as usize, self.avg_size as usize, self.max_size as usize);
+        let (min, avg, max) = (
+            self.min_size as usize,
+            self.avg_size as usize,
+            self.max_size as usize,
+        );
         let ok = (fastcdc::v2020::MINIMUM_MIN..=fastcdc::v2020::MINIMUM_MAX).contains(&min)
             && (fastcdc::v2020::AVERAGE_MIN..=fastcdc::v2020::AVERAGE_MAX).contains(&avg)
             && (fastcdc::v2020::MAXIMUM_MIN..=fastcdc::v2020::MAXIMUM_MAX).contains(&max)
@@ -42,7 +51,10 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(FormatError::malformed("config", format!("invalid chunker parameters {self:?}")))
+            Err(FormatError::malformed(
+                "config",
+                format!("invalid chunker parameters {self:?}"),
+            ))
         }
     }
 }
@@ -74,10 +86,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), FormatError> {
         self.chunker.validate()?;
         if !(0..=22).contains(&self.compression_level) {
-            return Err(FormatError::malformed("config", "compression level outside 0–22"));
+            return Err(FormatError::malformed(
+                "config",
+                "compression level outside 0–22",
+            ));
         }
         if !(1 << 20..=1 << 30).contains(&self.pack_target_size) {
-            return Err(FormatError::malformed("config", "pack target size outside 1 MiB–1 GiB"));
+            return Err(FormatError::malformed(
+                "config",
+                "pack target size outside 1 MiB–1 GiB",
+            ));
         }
         Ok(())
     }
@@ -94,16 +112,27 @@ impl Config {
         if bytes.len() < 12 || &bytes[..8] != CONFIG_MAGIC {
             return Err(FormatError::BadMagic { what: "config" });
         }
-        Ok(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]))
+        Ok(u32::from_le_bytes([
+            bytes[8], bytes[9], bytes[10], bytes[11],
+        ]))
     }
 
     pub fn decode(bytes: &[u8], key: &SealKey) -> Result<Config, Error> {
         if bytes.len() > MAX_SMALL_OBJECT {
-            return Err(FormatError::TooLarge { what: "config", count: bytes.len() as u64, limit: MAX_SMALL_OBJECT as u64 }.into());
+            return Err(FormatError::TooLarge {
+                what: "config",
+                count: bytes.len() as u64,
+                limit: MAX_SMALL_OBJECT as u64,
+            }
+            .into());
         }
         let version = Self::peek_version(bytes)?;
         if version != u32::from(super::FORMAT_VERSION) {
-            return Err(FormatError::UnsupportedVersion { what: "config", version }.into());
+            return Err(FormatError::UnsupportedVersion {
+                what: "config",
+                version,
+            }
+            .into());
         }
         let plain = crypto::open(key, AAD_CONFIG, &bytes[12..])?;
         let config: Config = decode_versioned("config", &plain, MAX_SMALL_OBJECT)?;

@@ -26,7 +26,9 @@ pub struct IndexObject {
 impl IndexObject {
     pub fn encode_plain(&self) -> Vec<u8> {
         let blobs: usize = self.packs.iter().map(|p| p.entries.len()).sum();
-        let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + self.packs.len() * 36 + blobs * INDEX_ENTRY_LEN);
+        let mut out = Vec::with_capacity(
+            9 + self.supersedes.len() * 32 + self.packs.len() * 36 + blobs * INDEX_ENTRY_LEN,
+        );
         out.push(super::FORMAT_VERSION);
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for id in &self.supersedes {
@@ -51,7 +53,10 @@ impl IndexObject {
         let mut r = Reader::new("index", plain);
         let version = r.u8()?;
         if version != super::FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion { what: "index", version: version.into() });
+            return Err(FormatError::UnsupportedVersion {
+                what: "index",
+                version: version.into(),
+            });
         }
         let n_sup = r.count(MAX_PACKS, 32)?;
         let supersedes = (0..n_sup).map(|_| r.id()).collect::<Result<Vec<_>, _>>()?;
@@ -62,7 +67,8 @@ impl IndexObject {
             let n = r.count(MAX_PACK_ENTRIES, INDEX_ENTRY_LEN)?;
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
-                let kind = BlobKind::from_u8(r.u8()?).ok_or_else(|| FormatError::malformed("index", "unknown blob kind"))?;
+                let kind = BlobKind::from_u8(r.u8()?)
+                    .ok_or_else(|| FormatError::malformed("index", "unknown blob kind"))?;
                 let id = r.id()?;
                 let offset = r.u32()?;
                 let length = r.u32()?;
@@ -70,7 +76,13 @@ impl IndexObject {
                 if offset.checked_add(length).is_none() {
                     return Err(FormatError::malformed("index", "blob range overflows"));
                 }
-                entries.push(PackEntry { kind, id, offset, length, raw_length });
+                entries.push(PackEntry {
+                    kind,
+                    id,
+                    offset,
+                    length,
+                    raw_length,
+                });
             }
             packs.push(IndexPack { pack, entries });
         }
@@ -84,7 +96,12 @@ impl IndexObject {
 
     pub fn decode(sealed: &[u8], key: &SealKey) -> Result<IndexObject, Error> {
         if sealed.len() > MAX_INDEX_OBJECT {
-            return Err(FormatError::TooLarge { what: "index", count: sealed.len() as u64, limit: MAX_INDEX_OBJECT as u64 }.into());
+            return Err(FormatError::TooLarge {
+                what: "index",
+                count: sealed.len() as u64,
+                limit: MAX_INDEX_OBJECT as u64,
+            }
+            .into());
         }
         let plain = crypto::open(key, AAD_INDEX, sealed)?;
         Ok(Self::decode_plain(&plain)?)

@@ -24,15 +24,28 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about half a second on a small server core.
     fn default() -> Self {
-        KdfParams { m_cost: 64 * 1024, t_cost: 3, p_cost: 1 }
+        KdfParams {
+            m_cost: 64 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
     }
 }
 
 impl KdfParams {
     /// Bounds a hostile key file could otherwise use to exhaust memory or time.
     fn validate(&self) -> Result<(), FormatError> {
-        if self.m_cost < 8 * 1024 || self.m_cost > 4 * 1024 * 1024 || self.t_cost == 0 || self.t_cost > 64 || self.p_cost == 0 || self.p_cost > 16 {
-            return Err(FormatError::malformed("key", format!("KDF parameters out of bounds: {self:?}")));
+        if self.m_cost < 8 * 1024
+            || self.m_cost > 4 * 1024 * 1024
+            || self.t_cost == 0
+            || self.t_cost > 64
+            || self.p_cost == 0
+            || self.p_cost > 16
+        {
+            return Err(FormatError::malformed(
+                "key",
+                format!("KDF parameters out of bounds: {self:?}"),
+            ));
         }
         Ok(())
     }
@@ -40,9 +53,12 @@ impl KdfParams {
     fn derive(&self, password: &[u8], salt: &[u8]) -> Result<SealKey, CryptoError> {
         let params = argon2::Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| CryptoError::Kdf(e.to_string()))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
-        argon.hash_password_into(password, salt, &mut *out).map_err(|e| CryptoError::Kdf(e.to_string()))?;
+        argon
+            .hash_password_into(password, salt, &mut *out)
+            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
         Ok(SealKey::from_bytes(*out))
     }
 }
@@ -64,7 +80,13 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    pub fn create(master: &MasterKey, password: &[u8], params: KdfParams, hostname: &str, username: &str) -> Result<KeyFile, Error> {
+    pub fn create(
+        master: &MasterKey,
+        password: &[u8],
+        params: KdfParams,
+        hostname: &str,
+        username: &str,
+    ) -> Result<KeyFile, Error> {
         params.validate()?;
         let mut salt = [0u8; 32];
         crypto::fill_random(&mut salt);
@@ -90,14 +112,25 @@ impl KeyFile {
 
     pub fn decode(bytes: &[u8]) -> Result<KeyFile, FormatError> {
         if bytes.len() > MAX_SMALL_OBJECT {
-            return Err(FormatError::TooLarge { what: "key", count: bytes.len() as u64, limit: MAX_SMALL_OBJECT as u64 });
+            return Err(FormatError::TooLarge {
+                what: "key",
+                count: bytes.len() as u64,
+                limit: MAX_SMALL_OBJECT as u64,
+            });
         }
-        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| FormatError::malformed("key", e.to_string()))?;
+        let kf: KeyFile = serde_json::from_slice(bytes)
+            .map_err(|e| FormatError::malformed("key", e.to_string()))?;
         if kf.version != 1 {
-            return Err(FormatError::UnsupportedVersion { what: "key", version: kf.version });
+            return Err(FormatError::UnsupportedVersion {
+                what: "key",
+                version: kf.version,
+            });
         }
         if kf.kdf != "argon2id" {
-            return Err(FormatError::malformed("key", format!("unknown KDF {:?}", kf.kdf)));
+            return Err(FormatError::malformed(
+                "key",
+                format!("unknown KDF {:?}", kf.kdf),
+            ));
         }
         kf.kdf_params.validate()?;
         Ok(kf)
@@ -105,10 +138,14 @@ impl KeyFile {
 
     /// Unlock the master key; `WrongPassword` when the password does not fit this slot.
     pub fn unlock(&self, password: &[u8]) -> Result<MasterKey, Error> {
-        let salt = hex::decode(&self.salt).map_err(|_| FormatError::malformed("key", "salt is not hex"))?;
-        let sealed = hex::decode(&self.sealed).map_err(|_| FormatError::malformed("key", "sealed key is not hex"))?;
+        let salt = hex::decode(&self.salt)
+            .map_err(|_| FormatError::malformed("key", "salt is not hex"))?;
+        let sealed = hex::decode(&self.sealed)
+            .map_err(|_| FormatError::malformed("key", "sealed key is not hex"))?;
         let kek = self.kdf_params.derive(password, &salt)?;
-        let payload = Zeroizing::new(crypto::open(&kek, AAD_KEY, &sealed).map_err(|_| CryptoError::WrongPassword)?);
+        let payload = Zeroizing::new(
+            crypto::open(&kek, AAD_KEY, &sealed).map_err(|_| CryptoError::WrongPassword)?,
+        );
         match payload.split_first() {
             Some((&PAYLOAD_FULL, key)) if key.len() == 32 => {
                 let mut b = [0u8; 32];

@@ -50,18 +50,32 @@ pub(crate) fn decode_versioned<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<T, FormatError> {
     if bytes.len() > limit {
-        return Err(FormatError::TooLarge { what, count: bytes.len() as u64, limit: limit as u64 });
+        return Err(FormatError::TooLarge {
+            what,
+            count: bytes.len() as u64,
+            limit: limit as u64,
+        });
     }
-    let (&version, body) = bytes.split_first().ok_or(FormatError::Truncated { what, need: 1, have: 0 })?;
+    let (&version, body) = bytes.split_first().ok_or(FormatError::Truncated {
+        what,
+        need: 1,
+        have: 0,
+    })?;
     if version != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion { what, version: version.into() });
+        return Err(FormatError::UnsupportedVersion {
+            what,
+            version: version.into(),
+        });
     }
     // The byte limit also caps every container bincode pre-allocates while decoding.
     let config = bincode_config().with_limit::<{ MAX_TREE_BLOB }>();
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(body, config)
         .map_err(|e| FormatError::malformed(what, e.to_string()))?;
     if used != body.len() {
-        return Err(FormatError::malformed(what, format!("{} trailing bytes", body.len() - used)));
+        return Err(FormatError::malformed(
+            what,
+            format!("{} trailing bytes", body.len() - used),
+        ));
     }
     Ok(value)
 }
@@ -78,7 +92,11 @@ impl<'a> Reader<'a> {
     }
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
         if self.buf.len() < n {
-            return Err(FormatError::Truncated { what: self.what, need: n, have: self.buf.len() });
+            return Err(FormatError::Truncated {
+                what: self.what,
+                need: n,
+                have: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -92,17 +110,29 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     pub fn id(&mut self) -> Result<crate::Id, FormatError> {
-        crate::Id::from_slice(self.take(32)?).ok_or(FormatError::Truncated { what: self.what, need: 32, have: 0 })
+        crate::Id::from_slice(self.take(32)?).ok_or(FormatError::Truncated {
+            what: self.what,
+            need: 32,
+            have: 0,
+        })
     }
     /// A count that is checked against a limit and against the bytes left (each item ≥ `item_len`).
     pub fn count(&mut self, limit: usize, item_len: usize) -> Result<usize, FormatError> {
         let n = self.u32()? as usize;
         if n > limit {
-            return Err(FormatError::TooLarge { what: self.what, count: n as u64, limit: limit as u64 });
+            return Err(FormatError::TooLarge {
+                what: self.what,
+                count: n as u64,
+                limit: limit as u64,
+            });
         }
         let need = n.saturating_mul(item_len);
         if need > self.buf.len() {
-            return Err(FormatError::Truncated { what: self.what, need, have: self.buf.len() });
+            return Err(FormatError::Truncated {
+                what: self.what,
+                need,
+                have: self.buf.len(),
+            });
         }
         Ok(n)
     }
@@ -110,7 +140,10 @@ impl<'a> Reader<'a> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(FormatError::malformed(self.what, format!("{} trailing bytes", self.buf.len())))
+            Err(FormatError::malformed(
+                self.what,
+                format!("{} trailing bytes", self.buf.len()),
+            ))
         }
     }
 }

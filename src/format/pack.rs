@@ -61,7 +61,8 @@ impl PackBuilder {
     pub fn finish(mut self, key: &SealKey) -> (Vec<u8>, Vec<PackEntry>) {
         let header = crypto::seal(key, AAD_PACK_HEADER, &encode_header(&self.entries));
         self.bytes.extend_from_slice(&header);
-        self.bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(header.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(PACK_MAGIC);
         (self.bytes, self.entries)
     }
@@ -86,22 +87,38 @@ pub fn decode_header(plain: &[u8], data_end: u64) -> Result<Vec<PackEntry>, Form
     let mut entries = Vec::with_capacity(n);
     let mut offset: u64 = 0;
     for _ in 0..n {
-        let kind = BlobKind::from_u8(r.u8()?).ok_or_else(|| FormatError::malformed("pack header", "unknown blob kind"))?;
+        let kind = BlobKind::from_u8(r.u8()?)
+            .ok_or_else(|| FormatError::malformed("pack header", "unknown blob kind"))?;
         let id = r.id()?;
         let length = r.u32()?;
         let raw_length = r.u32()?;
         if (length as usize) < crypto::aead::OVERHEAD + 1 {
-            return Err(FormatError::malformed("pack header", "blob shorter than its seal"));
+            return Err(FormatError::malformed(
+                "pack header",
+                "blob shorter than its seal",
+            ));
         }
         if offset + u64::from(length) > data_end {
-            return Err(FormatError::malformed("pack header", "blob extends past the data section"));
+            return Err(FormatError::malformed(
+                "pack header",
+                "blob extends past the data section",
+            ));
         }
-        entries.push(PackEntry { kind, id, offset: offset as u32, length, raw_length });
+        entries.push(PackEntry {
+            kind,
+            id,
+            offset: offset as u32,
+            length,
+            raw_length,
+        });
         offset += u64::from(length);
     }
     r.finish()?;
     if offset != data_end {
-        return Err(FormatError::malformed("pack header", "blobs do not cover the data section"));
+        return Err(FormatError::malformed(
+            "pack header",
+            "blobs do not cover the data section",
+        ));
     }
     Ok(entries)
 }
@@ -109,13 +126,18 @@ pub fn decode_header(plain: &[u8], data_end: u64) -> Result<Vec<PackEntry>, Form
 /// Parse a pack trailer (its last 12 bytes): the sealed header's length.
 pub fn parse_trailer(trailer: &[u8], pack_len: u64) -> Result<u32, FormatError> {
     if trailer.len() != TRAILER_LEN || pack_len < TRAILER_LEN as u64 {
-        return Err(FormatError::Truncated { what: "pack", need: TRAILER_LEN, have: trailer.len() });
+        return Err(FormatError::Truncated {
+            what: "pack",
+            need: TRAILER_LEN,
+            have: trailer.len(),
+        });
     }
     if &trailer[4..] != PACK_MAGIC {
         return Err(FormatError::BadMagic { what: "pack" });
     }
     let header_len = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    if header_len as usize > MAX_HEADER_LEN || u64::from(header_len) + TRAILER_LEN as u64 > pack_len {
+    if header_len as usize > MAX_HEADER_LEN || u64::from(header_len) + TRAILER_LEN as u64 > pack_len
+    {
         return Err(FormatError::malformed("pack", "header length out of range"));
     }
     Ok(header_len)
@@ -124,7 +146,9 @@ pub fn parse_trailer(trailer: &[u8], pack_len: u64) -> Result<u32, FormatError> 
 /// Read the entries of a complete pack held in memory.
 pub fn read_entries(pack: &[u8], key: &SealKey) -> Result<Vec<PackEntry>, Error> {
     let len = pack.len();
-    let tail = pack.get(len.saturating_sub(TRAILER_LEN)..).unwrap_or_default();
+    let tail = pack
+        .get(len.saturating_sub(TRAILER_LEN)..)
+        .unwrap_or_default();
     let header_len = parse_trailer(tail, len as u64)? as usize;
     let header_start = len - TRAILER_LEN - header_len;
     let plain = crypto::open(key, AAD_PACK_HEADER, &pack[header_start..len - TRAILER_LEN])?;

@@ -51,14 +51,20 @@ impl Snapshot {
 
     pub fn decode(sealed: &[u8], key: &SealKey) -> Result<Snapshot, Error> {
         if sealed.len() > MAX_SNAPSHOT_OBJECT {
-            return Err(FormatError::TooLarge { what: "snapshot", count: sealed.len() as u64, limit: MAX_SNAPSHOT_OBJECT as u64 }.into());
+            return Err(FormatError::TooLarge {
+                what: "snapshot",
+                count: sealed.len() as u64,
+                limit: MAX_SNAPSHOT_OBJECT as u64,
+            }
+            .into());
         }
         let plain = crypto::open(key, AAD_SNAPSHOT, sealed)?;
         Ok(decode_versioned("snapshot", &plain, MAX_SNAPSHOT_OBJECT)?)
     }
 
     pub fn time(&self) -> jiff::Timestamp {
-        jiff::Timestamp::from_nanosecond(i128::from(self.time_ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        jiff::Timestamp::from_nanosecond(i128::from(self.time_ns))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
     }
 
     pub fn has_tag(&self, tag: &str) -> bool {

@@ -8,7 +8,9 @@ use crate::error::FormatError;
 use crate::id::Id;
 
 /// A point in time with nanoseconds, as stat(2) gives it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp {
     pub secs: i64,
     pub nanos: u32,
@@ -116,13 +118,19 @@ impl Tree {
         let tree: Tree = decode_versioned("tree", plain, MAX_TREE_BLOB)?;
         for pair in tree.nodes.windows(2) {
             if pair[0].name >= pair[1].name {
-                return Err(FormatError::malformed("tree", "names not sorted or duplicated"));
+                return Err(FormatError::malformed(
+                    "tree",
+                    "names not sorted or duplicated",
+                ));
             }
         }
         Ok(tree)
     }
 
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().and_then(|i| self.nodes.get(i))
+        self.nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .and_then(|i| self.nodes.get(i))
     }
 }

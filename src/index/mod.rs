@@ -28,7 +28,13 @@ pub struct BlobLocation {
 
 impl BlobLocation {
     pub fn new(pack: Id, e: &PackEntry) -> Self {
-        BlobLocation { pack, kind: e.kind, offset: e.offset, length: e.length, raw_length: e.raw_length }
+        BlobLocation {
+            pack,
+            kind: e.kind,
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+        }
     }
 
     fn encode(&self) -> [u8; 45] {
@@ -74,7 +80,9 @@ impl LocalIndex {
         let db = match Database::create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => Self::private_db(path)?,
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
                 Self::private_db(path)?
             }
             // A damaged cache is only a cache: start over.
@@ -92,7 +100,11 @@ impl LocalIndex {
     fn private_db(path: &Path) -> Result<Database> {
         let mut rnd = [0u8; 8];
         crate::crypto::fill_random(&mut rnd);
-        let private = path.with_extension(format!("private-{}-{}", std::process::id(), hex::encode(rnd)));
+        let private = path.with_extension(format!(
+            "private-{}-{}",
+            std::process::id(),
+            hex::encode(rnd)
+        ));
         tracing::debug!("local index busy; using private copy {}", private.display());
         let db = Database::create(&private).map_err(db_err);
         // Unlinked while open: the private copy disappears when the process ends.
@@ -139,10 +151,15 @@ impl LocalIndex {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             for p in &obj.packs {
                 for e in &p.entries {
-                    blobs.insert(&e.id.0, BlobLocation::new(p.pack, e).encode().as_slice()).map_err(db_err)?;
+                    blobs
+                        .insert(&e.id.0, BlobLocation::new(p.pack, e).encode().as_slice())
+                        .map_err(db_err)?;
                 }
             }
-            txn.open_table(INDEX_OBJECTS).map_err(db_err)?.insert(name, 1).map_err(db_err)?;
+            txn.open_table(INDEX_OBJECTS)
+                .map_err(db_err)?
+                .insert(name, 1)
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }
@@ -163,10 +180,19 @@ impl LocalIndex {
         {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             for e in &pack.entries {
-                blobs.insert(&e.id.0, BlobLocation::new(pack.pack, e).encode().as_slice()).map_err(db_err)?;
+                blobs
+                    .insert(&e.id.0, BlobLocation::new(pack.pack, e).encode().as_slice())
+                    .map_err(db_err)?;
             }
-            let encoded = IndexObject { supersedes: vec![], packs: vec![pack.clone()] }.encode_plain();
-            txn.open_table(PENDING).map_err(db_err)?.insert(&pack.pack.0, encoded.as_slice()).map_err(db_err)?;
+            let encoded = IndexObject {
+                supersedes: vec![],
+                packs: vec![pack.clone()],
+            }
+            .encode_plain();
+            txn.open_table(PENDING)
+                .map_err(db_err)?
+                .insert(&pack.pack.0, encoded.as_slice())
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }
@@ -194,7 +220,10 @@ impl LocalIndex {
             for p in &obj.packs {
                 pending.remove(&p.pack.0).map_err(db_err)?;
             }
-            txn.open_table(INDEX_OBJECTS).map_err(db_err)?.insert(name, 1).map_err(db_err)?;
+            txn.open_table(INDEX_OBJECTS)
+                .map_err(db_err)?
+                .insert(name, 1)
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }

@@ -40,9 +40,14 @@ impl PatternSet {
             if n == 0 {
                 return Ok(None);
             }
-            b.build().map(Some).map_err(|e| Error::Invalid(e.to_string()))
+            b.build()
+                .map(Some)
+                .map_err(|e| Error::Invalid(e.to_string()))
         };
-        Ok(PatternSet { by_path: build(by_path, n_path)?, by_name: build(by_name, n_name)? })
+        Ok(PatternSet {
+            by_path: build(by_path, n_path)?,
+            by_name: build(by_name, n_name)?,
+        })
     }
 
     /// Read patterns from a file, one per line (`#` comments and blank lines ignored).

@@ -28,11 +28,19 @@ impl SnapshotFilter {
 
 /// Snapshots matching a filter, oldest first.
 pub fn select(repo: &Repository, filter: &SnapshotFilter) -> Result<Vec<(Id, Snapshot)>> {
-    Ok(repo.list_snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect())
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| filter.matches(s))
+        .collect())
 }
 
 /// The last snapshot taken at or before `at` (point-in-time recovery).
-pub fn at_time(repo: &Repository, filter: &SnapshotFilter, at: jiff::Timestamp) -> Result<(Id, Snapshot)> {
+pub fn at_time(
+    repo: &Repository,
+    filter: &SnapshotFilter,
+    at: jiff::Timestamp,
+) -> Result<(Id, Snapshot)> {
     select(repo, filter)?
         .into_iter()
         .rev()
@@ -41,11 +49,20 @@ pub fn at_time(repo: &Repository, filter: &SnapshotFilter, at: jiff::Timestamp) 
 }
 
 /// Visit every node below `tree` in depth-first order with its path (rooted at `/`).
-pub fn walk(repo: &Repository, tree: &Id, visit: &mut dyn FnMut(&Path, &Node) -> Result<()>) -> Result<()> {
+pub fn walk(
+    repo: &Repository,
+    tree: &Id,
+    visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+) -> Result<()> {
     walk_at(repo, tree, Path::new("/"), visit)
 }
 
-fn walk_at(repo: &Repository, tree: &Id, at: &Path, visit: &mut dyn FnMut(&Path, &Node) -> Result<()>) -> Result<()> {
+fn walk_at(
+    repo: &Repository,
+    tree: &Id,
+    at: &Path,
+    visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+) -> Result<()> {
     let t = repo.load_tree(tree)?;
     for node in &t.nodes {
         if !node.has_safe_name() {
@@ -65,11 +82,15 @@ pub fn tree_at(repo: &Repository, root: &Id, path: &Path) -> Result<(Id, Tree)> 
     let mut id = *root;
     let mut tree = repo.load_tree(&id)?;
     for comp in path.components() {
-        let std::path::Component::Normal(name) = comp else { continue };
-        let node = tree
-            .find(name.as_encoded_bytes())
-            .ok_or_else(|| Error::Invalid(format!("{}: no such path in the snapshot", path.display())))?;
-        id = node.subtree.ok_or_else(|| Error::Invalid(format!("{}: not a directory", path.display())))?;
+        let std::path::Component::Normal(name) = comp else {
+            continue;
+        };
+        let node = tree.find(name.as_encoded_bytes()).ok_or_else(|| {
+            Error::Invalid(format!("{}: no such path in the snapshot", path.display()))
+        })?;
+        id = node
+            .subtree
+            .ok_or_else(|| Error::Invalid(format!("{}: not a directory", path.display())))?;
         tree = repo.load_tree(&id)?;
     }
     Ok((id, tree))
@@ -89,12 +110,24 @@ pub fn diff(repo: &Repository, a: &Id, b: &Id) -> Result<Vec<DiffEntry>> {
     Ok(out)
 }
 
-fn diff_at(repo: &Repository, a: Option<Id>, b: Option<Id>, at: &Path, out: &mut Vec<DiffEntry>) -> Result<()> {
+fn diff_at(
+    repo: &Repository,
+    a: Option<Id>,
+    b: Option<Id>,
+    at: &Path,
+    out: &mut Vec<DiffEntry>,
+) -> Result<()> {
     if a == b {
         return Ok(());
     }
-    let ta = a.map(|id| repo.load_tree(&id)).transpose()?.unwrap_or_default();
-    let tb = b.map(|id| repo.load_tree(&id)).transpose()?.unwrap_or_default();
+    let ta = a
+        .map(|id| repo.load_tree(&id))
+        .transpose()?
+        .unwrap_or_default();
+    let tb = b
+        .map(|id| repo.load_tree(&id))
+        .transpose()?
+        .unwrap_or_default();
     let (mut i, mut j) = (0, 0);
     while i < ta.nodes.len() || j < tb.nodes.len() {
         let (na, nb) = (ta.nodes.get(i), tb.nodes.get(j));
@@ -115,13 +148,23 @@ fn diff_at(repo: &Repository, a: Option<Id>, b: Option<Id>, at: &Path, out: &mut
             (_, Some(x), Some(y)) => {
                 let p = at.join(x.name_lossy());
                 if x.kind != y.kind {
-                    out.push(DiffEntry { change: "T", path: p.clone() });
+                    out.push(DiffEntry {
+                        change: "T",
+                        path: p.clone(),
+                    });
                 } else if x.kind == NodeKind::Dir {
                     diff_at(repo, x.subtree, y.subtree, &p, out)?;
                 } else if x.content != y.content || x.link_target != y.link_target {
-                    out.push(DiffEntry { change: "M", path: p });
-                } else if x.mode != y.mode || x.mtime != y.mtime || x.uid != y.uid || x.gid != y.gid {
-                    out.push(DiffEntry { change: "U", path: p });
+                    out.push(DiffEntry {
+                        change: "M",
+                        path: p,
+                    });
+                } else if x.mode != y.mode || x.mtime != y.mtime || x.uid != y.uid || x.gid != y.gid
+                {
+                    out.push(DiffEntry {
+                        change: "U",
+                        path: p,
+                    });
                 }
                 i += 1;
                 j += 1;
@@ -132,12 +175,24 @@ fn diff_at(repo: &Repository, a: Option<Id>, b: Option<Id>, at: &Path, out: &mut
     Ok(())
 }
 
-fn removed_or_added(repo: &Repository, n: &Node, at: &Path, change: &'static str, out: &mut Vec<DiffEntry>) -> Result<()> {
+fn removed_or_added(
+    repo: &Repository,
+    n: &Node,
+    at: &Path,
+    change: &'static str,
+    out: &mut Vec<DiffEntry>,
+) -> Result<()> {
     let p = at.join(n.name_lossy());
-    out.push(DiffEntry { change, path: p.clone() });
+    out.push(DiffEntry {
+        change,
+        path: p.clone(),
+    });
     if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
         walk_at(repo, &sub, &p, &mut |path, _| {
-            out.push(DiffEntry { change, path: path.to_path_buf() });
+            out.push(DiffEntry {
+                change,
+                path: path.to_path_buf(),
+            });
             Ok(())
         })?;
     }
@@ -176,5 +231,7 @@ pub fn find(repo: &Repository, filter: &SnapshotFilter, pattern: &str) -> Result
 
 /// RFC 3339 with nanoseconds in UTC.
 pub fn format_ts(t: crate::format::tree::Timestamp) -> String {
-    jiff::Timestamp::new(t.secs, t.nanos as i32).map(|t| t.to_string()).unwrap_or_else(|_| format!("{}s", t.secs))
+    jiff::Timestamp::new(t.secs, t.nanos as i32)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{}s", t.secs))
 }

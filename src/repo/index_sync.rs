@@ -36,10 +36,19 @@ impl Repository {
     /// Bring the local index up to date with the repository's index objects.
     pub fn sync_index(&self) -> Result<()> {
         self.recover_pending()?;
-        let listed: HashSet<String> = self.backend().list(Kind::Index)?.into_iter().map(|(n, _)| n).collect();
+        let listed: HashSet<String> = self
+            .backend()
+            .list(Kind::Index)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let known = self.index().known_index_objects()?;
         let rebuild = !known.is_subset(&listed);
-        let new: Vec<&String> = if rebuild { listed.iter().collect() } else { listed.difference(&known).collect() };
+        let new: Vec<&String> = if rebuild {
+            listed.iter().collect()
+        } else {
+            listed.difference(&known).collect()
+        };
         let mut loaded = Vec::with_capacity(new.len());
         let mut superseded = HashSet::new();
         for name in new {
@@ -82,9 +91,14 @@ impl Repository {
     pub fn load_index_object(&self, name: &str) -> Result<IndexObject> {
         let bytes = self.backend().get(Kind::Index, name)?;
         if Id::of_object(&bytes).to_hex() != name {
-            return Err(Error::damaged("index", name, "content does not match its name"));
+            return Err(Error::damaged(
+                "index",
+                name,
+                "content does not match its name",
+            ));
         }
-        IndexObject::decode(&bytes, &self.codec().keys().meta).map_err(|e| Error::damaged("index", name, e))
+        IndexObject::decode(&bytes, &self.codec().keys().meta)
+            .map_err(|e| Error::damaged("index", name, e))
     }
 
     /// Packs recorded as uploaded by a run that did not get to write their index object: list
@@ -104,8 +118,17 @@ impl Repository {
         }
         self.index().drop_pending(&missing)?;
         if !present.is_empty() {
-            tracing::info!("indexing {} pack(s) left by an interrupted run", present.len());
-            write_index_object(self.backend(), &self.codec().keys().meta, self.index(), present, vec![])?;
+            tracing::info!(
+                "indexing {} pack(s) left by an interrupted run",
+                present.len()
+            );
+            write_index_object(
+                self.backend(),
+                &self.codec().keys().meta,
+                self.index(),
+                present,
+                vec![],
+            )?;
         }
         Ok(())
     }

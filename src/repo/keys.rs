@@ -10,7 +10,12 @@ use crate::format::keyfile::{KdfParams, KeyFile};
 use crate::id::Id;
 
 /// Write a new key slot for `master`; returns its id.
-pub fn write_key(backend: &dyn Backend, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<Id> {
+pub fn write_key(
+    backend: &dyn Backend,
+    master: &MasterKey,
+    password: &[u8],
+    kdf: KdfParams,
+) -> Result<Id> {
     let (host, user) = super::whoami();
     let bytes = KeyFile::create(master, password, kdf, &host, &user)?.encode();
     let id = Id::of_object(&bytes);
@@ -22,12 +27,19 @@ pub fn write_key(backend: &dyn Backend, master: &MasterKey, password: &[u8], kdf
 pub fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<MasterKey> {
     let names = backend.list(Kind::Key)?;
     if names.is_empty() {
-        return Err(Error::damaged("key", "keys/", "the repository has no key files"));
+        return Err(Error::damaged(
+            "key",
+            "keys/",
+            "the repository has no key files",
+        ));
     }
     let mut last_err = None;
     for (name, _) in names {
         let bytes = backend.get(Kind::Key, &name)?;
-        match KeyFile::decode(&bytes).map_err(Error::from).and_then(|kf| kf.unlock(password)) {
+        match KeyFile::decode(&bytes)
+            .map_err(Error::from)
+            .and_then(|kf| kf.unlock(password))
+        {
             Ok(master) => return Ok(master),
             Err(Error::Crypto(CryptoError::WrongPassword)) => {}
             Err(e) => {
@@ -86,7 +98,12 @@ impl super::Repository {
 
     /// Remove a key slot by id or unique prefix; the last slot can never be removed.
     pub fn remove_key(&self, spec: &str) -> Result<String> {
-        let names: Vec<String> = self.backend().list(Kind::Key)?.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = self
+            .backend()
+            .list(Kind::Key)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let matching: Vec<&String> = names.iter().filter(|n| n.starts_with(spec)).collect();
         let name = match matching.as_slice() {
             [one] => (*one).clone(),
@@ -94,14 +111,21 @@ impl super::Repository {
             _ => return Err(Error::Invalid(format!("key prefix {spec:?} is ambiguous"))),
         };
         if names.len() == 1 {
-            return Err(Error::Invalid("refusing to remove the only key of the repository".into()));
+            return Err(Error::Invalid(
+                "refusing to remove the only key of the repository".into(),
+            ));
         }
         self.backend().delete(Kind::Key, &name)?;
         Ok(name)
     }
 
     /// Change a password: add the new slot first, then remove the slot the old password opens.
-    pub fn change_password(&self, old_password: &[u8], new_password: &[u8], kdf: KdfParams) -> Result<Id> {
+    pub fn change_password(
+        &self,
+        old_password: &[u8],
+        new_password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Id> {
         let new_id = self.add_key(new_password, kdf)?;
         for (name, _) in self.backend().list(Kind::Key)? {
             if name == new_id.to_hex() {

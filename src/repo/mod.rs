@@ -33,7 +33,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { kdf: KdfParams::default(), chunker: ChunkerParams::default(), compression_level: 3, pack_target_size: 16 << 20 }
+        InitOptions {
+            kdf: KdfParams::default(),
+            chunker: ChunkerParams::default(),
+            compression_level: 3,
+            pack_target_size: 16 << 20,
+        }
     }
 }
 
@@ -55,13 +60,19 @@ pub struct Repository {
 
 /// The user's cache folder for backup-to-s3.
 pub fn default_cache_root() -> PathBuf {
-    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("backup-to-s3")
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("backup-to-s3")
 }
 
 /// This host's name and the current user's name.
 pub fn whoami() -> (String, String) {
-    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
     (host, user)
 }
 
@@ -69,7 +80,11 @@ impl Repository {
     /// Create a new repository: storage, a first key slot, and the config (written last, so a
     /// half-initialised repository is not mistaken for a usable one).
     pub fn init(backend: DynBackend, password: &[u8], opts: &InitOptions) -> Result<Id> {
-        let config = Config::new(opts.chunker.clone(), opts.compression_level, opts.pack_target_size);
+        let config = Config::new(
+            opts.chunker.clone(),
+            opts.compression_level,
+            opts.pack_target_size,
+        );
         config.validate()?;
         if backend.stat(Kind::Config, "config")?.is_some() {
             return Err(Error::RepositoryExists(backend.location()));
@@ -89,14 +104,20 @@ impl Repository {
     pub fn open(backend: DynBackend, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
         let backend = Arc::new(Counting::new(backend));
         let config_bytes = match backend.get(Kind::Config, "config") {
-            Err(BackendError::NotFound { .. }) => return Err(Error::NoRepository(backend.location())),
+            Err(BackendError::NotFound { .. }) => {
+                return Err(Error::NoRepository(backend.location()))
+            }
             other => other?,
         };
         Config::peek_version(&config_bytes)?;
         let master = keys::unlock(&*backend, password)?;
         let subkeys = master.subkeys();
         let config = Config::decode(&config_bytes, &subkeys.meta)?;
-        let cache_dir = opts.cache_dir.clone().unwrap_or_else(default_cache_root).join(config.repo_id.to_hex());
+        let cache_dir = opts
+            .cache_dir
+            .clone()
+            .unwrap_or_else(default_cache_root)
+            .join(config.repo_id.to_hex());
         let index = Arc::new(LocalIndex::open(&cache_dir.join("index.redb"))?);
         let repo = Repository {
             codec: Codec::new(subkeys.clone(), config.compression_level),
@@ -147,9 +168,16 @@ impl Repository {
     /// Read, decrypt and verify one blob.
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
         let loc = self.lookup(id)?.ok_or(Error::BlobMissing(*id))?;
-        let sealed = self.backend.get_range(Kind::Pack, &loc.pack.to_hex(), u64::from(loc.offset), u64::from(loc.length))?;
+        let sealed = self.backend.get_range(
+            Kind::Pack,
+            &loc.pack.to_hex(),
+            u64::from(loc.offset),
+            u64::from(loc.length),
+        )?;
         self.codec.open(kind, id, &sealed).map_err(|e| match e {
-            Error::Damaged { detail, .. } => Error::damaged("pack", loc.pack.to_hex(), format!("blob {id}: {detail}")),
+            Error::Damaged { detail, .. } => {
+                Error::damaged("pack", loc.pack.to_hex(), format!("blob {id}: {detail}"))
+            }
             other => other,
         })
     }
@@ -162,10 +190,16 @@ impl Repository {
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.backend.get(Kind::Snapshot, &id.to_hex())?;
         if Id::of_object(&bytes) != *id {
-            return Err(Error::damaged("snapshot", id.to_hex(), "content does not match its name"));
+            return Err(Error::damaged(
+                "snapshot",
+                id.to_hex(),
+                "content does not match its name",
+            ));
         }
         Snapshot::decode(&bytes, &self.codec.keys().meta).map_err(|e| match e {
-            Error::Crypto(CryptoError::Authentication) => Error::damaged("snapshot", id.to_hex(), "authentication failed"),
+            Error::Crypto(CryptoError::Authentication) => {
+                Error::damaged("snapshot", id.to_hex(), "authentication failed")
+            }
             other => other,
         })
     }
@@ -188,7 +222,8 @@ impl Repository {
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
         let bytes = snap.encode(&self.codec.keys().meta);
         let id = Id::of_object(&bytes);
-        self.backend.put(Kind::Snapshot, &id.to_hex(), &bytes, Temperature::Hot)?;
+        self.backend
+            .put(Kind::Snapshot, &id.to_hex(), &bytes, Temperature::Hot)?;
         Ok(id)
     }
 
@@ -196,9 +231,14 @@ impl Repository {
     pub fn find_snapshot(&self, spec: &str) -> Result<(Id, Snapshot)> {
         let all = self.list_snapshots()?;
         if spec == "latest" {
-            return all.into_iter().last().ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
+            return all
+                .into_iter()
+                .last()
+                .ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
         }
-        let mut matches = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec.to_ascii_lowercase()));
+        let mut matches = all
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec.to_ascii_lowercase()));
         match (matches.next(), matches.next()) {
             (Some(one), None) => Ok(one),
             (Some(_), Some(_)) => Err(Error::AmbiguousSnapshot(spec.to_string())),

@@ -31,7 +31,11 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { dry_run: false, connections: 2, index_every_packs: 32 }
+        WriterOptions {
+            dry_run: false,
+            connections: 2,
+            index_every_packs: 32,
+        }
     }
 }
 
@@ -206,7 +210,10 @@ impl<'r> PackWriter<'r> {
             return Ok(());
         }
         let (bytes, entries) = builder.finish(&self.shared.meta);
-        let pack = IndexPack { pack: Id::of_object(&bytes), entries };
+        let pack = IndexPack {
+            pack: Id::of_object(&bytes),
+            entries,
+        };
         {
             let mut s = lock(&self.stats);
             s.packs += 1;
@@ -219,8 +226,12 @@ impl<'r> PackWriter<'r> {
             BlobKind::Data => Temperature::Cold,
             BlobKind::Tree => Temperature::Hot,
         };
-        let tx = self.tx.as_ref().ok_or_else(|| Error::Invalid("pack writer already finished".into()))?;
-        tx.send(Upload { bytes, pack, temp }).map_err(|_| Error::Invalid("pack uploaders stopped".into()))?;
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("pack writer already finished".into()))?;
+        tx.send(Upload { bytes, pack, temp })
+            .map_err(|_| Error::Invalid("pack uploaders stopped".into()))?;
         self.check_failed()
     }
 
@@ -240,7 +251,13 @@ impl<'r> PackWriter<'r> {
         self.check_failed()?;
         let rest = std::mem::take(&mut *lock(&self.shared.uploaded));
         if !rest.is_empty() {
-            write_index_object(&*self.shared.backend, &self.shared.meta, &self.shared.index, rest, vec![])?;
+            write_index_object(
+                &*self.shared.backend,
+                &self.shared.meta,
+                &self.shared.index,
+                rest,
+                vec![],
+            )?;
         }
         Ok(*lock(&self.stats))
     }

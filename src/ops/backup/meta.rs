@@ -28,7 +28,10 @@ pub fn node_kind(meta: &Metadata) -> NodeKind {
 }
 
 fn ts(secs: i64, nanos: i64) -> Timestamp {
-    Timestamp { secs, nanos: nanos.clamp(0, 999_999_999) as u32 }
+    Timestamp {
+        secs,
+        nanos: nanos.clamp(0, 999_999_999) as u32,
+    }
 }
 
 /// Caches uid/gid → name lookups (one NSS call per distinct id).
@@ -40,10 +43,16 @@ pub struct Names {
 
 impl Names {
     pub fn user(&mut self, uid: u32) -> String {
-        self.users.entry(uid).or_insert_with(|| lookup_user(uid)).clone()
+        self.users
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid))
+            .clone()
     }
     pub fn group(&mut self, gid: u32) -> String {
-        self.groups.entry(gid).or_insert_with(|| lookup_group(gid)).clone()
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| lookup_group(gid))
+            .clone()
     }
 }
 
@@ -52,12 +61,22 @@ fn lookup_user(uid: u32) -> String {
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: buffers are valid for the sizes passed; getpwuid_r writes only within them.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
     if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
         return String::new();
     }
     // SAFETY: pw_name points into `buf` and is NUL-terminated on success.
-    unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn lookup_group(gid: u32) -> String {
@@ -65,12 +84,22 @@ fn lookup_group(gid: u32) -> String {
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::group = std::ptr::null_mut();
     // SAFETY: as in lookup_user.
-    let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+    let rc = unsafe {
+        libc::getgrgid_r(
+            gid,
+            &mut grp,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
     if rc != 0 || result.is_null() || grp.gr_name.is_null() {
         return String::new();
     }
     // SAFETY: gr_name points into `buf` and is NUL-terminated on success.
-    unsafe { CStr::from_ptr(grp.gr_name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(grp.gr_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A node with everything lstat(2) tells; content, subtree and link target are filled by the caller.
@@ -88,7 +117,11 @@ pub fn node_from_metadata(name: Vec<u8>, meta: &Metadata, names: &mut Names) -> 
         node.atime = ts(meta.atime(), meta.atime_nsec());
     }
     node.ctime = ts(meta.ctime(), meta.ctime_nsec());
-    node.size = if kind == NodeKind::File { meta.size() } else { 0 };
+    node.size = if kind == NodeKind::File {
+        meta.size()
+    } else {
+        0
+    };
     node.inode = meta.ino();
     node.device = meta.dev();
     node.links = meta.nlink();
@@ -100,11 +133,16 @@ pub fn node_from_metadata(name: Vec<u8>, meta: &Metadata, names: &mut Names) -> 
 
 /// Extended attributes of a path (not following symlinks); unsupported filesystems give none.
 pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
-    let Ok(names) = xattr::list(path) else { return Vec::new() };
+    let Ok(names) = xattr::list(path) else {
+        return Vec::new();
+    };
     let mut out: Vec<Xattr> = names
         .filter_map(|n| {
             let value = xattr::get(path, &n).ok().flatten()?;
-            Some(Xattr { name: n.into_encoded_bytes(), value })
+            Some(Xattr {
+                name: n.into_encoded_bytes(),
+                value,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

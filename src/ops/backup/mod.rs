@@ -79,14 +79,22 @@ pub enum Source<'a> {
     Stdin(&'a mut dyn Read),
 }
 
-pub fn backup(repo: &Repository, source: Source<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+pub fn backup(
+    repo: &Repository,
+    source: Source<'_>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary> {
     let start = Instant::now();
     let requests_before = repo.request_stats();
     let (default_host, username) = crate::repo::whoami();
     let hostname = opts.host.clone().unwrap_or(default_host);
     let paths: Vec<PathBuf> = match &source {
         Source::Paths(p) => p.iter().map(|p| walk::absolute(p)).collect::<Result<_>>()?,
-        Source::Stdin(_) => vec![PathBuf::from(format!("/{}", opts.stdin_filename.as_deref().unwrap_or("stdin")))],
+        Source::Stdin(_) => vec![PathBuf::from(format!(
+            "/{}",
+            opts.stdin_filename.as_deref().unwrap_or("stdin")
+        ))],
     };
     let path_strings: Vec<String> = {
         let mut v: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -98,11 +106,29 @@ pub fn backup(repo: &Repository, source: Source<'_>, opts: &BackupOptions, progr
         Some(id) => Some((id, repo.load_snapshot(&id)?)),
         None => find_parent(repo, &hostname, &path_strings)?,
     };
-    let writer = repo.writer(WriterOptions { dry_run: opts.dry_run, connections: opts.connections.max(1), ..Default::default() });
+    let writer = repo.writer(WriterOptions {
+        dry_run: opts.dry_run,
+        connections: opts.connections.max(1),
+        ..Default::default()
+    });
     let excludes = PatternSet::new(&opts.excludes)?;
     let parent_tree = parent.as_ref().map(|(_, s)| s.tree);
-    let mut summary = BackupSummary { message_type: "summary", dry_run: opts.dry_run, ..Default::default() };
-    let tree = walk::run(repo, &writer, source, &paths, parent_tree, opts, &excludes, progress, &mut summary)?;
+    let mut summary = BackupSummary {
+        message_type: "summary",
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let tree = walk::run(
+        repo,
+        &writer,
+        source,
+        &paths,
+        parent_tree,
+        opts,
+        &excludes,
+        progress,
+        &mut summary,
+    )?;
     let stats = writer.finish()?;
     summary.data_added = stats.bytes;
     summary.packs_written = stats.packs;
@@ -150,5 +176,9 @@ pub fn backup(repo: &Repository, source: Source<'_>, opts: &BackupOptions, progr
 
 /// The latest snapshot of the same host and the same set of paths.
 fn find_parent(repo: &Repository, host: &str, paths: &[String]) -> Result<Option<(Id, Snapshot)>> {
-    Ok(repo.list_snapshots()?.into_iter().rev().find(|(_, s)| s.hostname == host && s.paths == paths))
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.hostname == host && s.paths == paths))
 }

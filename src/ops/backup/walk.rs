@@ -40,7 +40,12 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// Sealing workers: compress + encrypt new chunks and hand them to the pack writer.
-fn seal_worker(codec: &Codec, writer: &PackWriter<'_>, rx: Receiver<(Id, Vec<u8>)>, failure: &Mutex<Option<Error>>) {
+fn seal_worker(
+    codec: &Codec,
+    writer: &PackWriter<'_>,
+    rx: Receiver<(Id, Vec<u8>)>,
+    failure: &Mutex<Option<Error>>,
+) {
     for (id, plain) in rx {
         let blob = codec.seal(BlobKind::Data, id, &plain);
         if let Err(e) = writer.add_sealed(blob) {
@@ -63,7 +68,11 @@ pub fn run(
     progress: &dyn Progress,
     summary: &mut BackupSummary,
 ) -> Result<Id> {
-    let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        opts.threads
+    };
     let failure = Mutex::new(None);
     let (tx, rx) = bounded::<(Id, Vec<u8>)>(threads * 2);
     let result = std::thread::scope(|scope| {
@@ -73,7 +82,17 @@ pub fn run(
             scope.spawn(move || seal_worker(repo.codec(), writer, rx, failure));
         }
         drop(rx);
-        let mut walker = Walker { repo, writer, opts, excludes, progress, summary, tx: Some(tx), names: Names::default(), root_dev: None };
+        let mut walker = Walker {
+            repo,
+            writer,
+            opts,
+            excludes,
+            progress,
+            summary,
+            tx: Some(tx),
+            names: Names::default(),
+            root_dev: None,
+        };
         let r = match source {
             Source::Paths(_) => walker.save_roots(paths, parent_tree),
             Source::Stdin(reader) => walker.save_stdin(reader, &paths[0]),
@@ -122,18 +141,26 @@ impl Walker<'_, '_> {
         for p in paths {
             std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
             let mut dir = &mut root;
-            let comps: Vec<OsString> = p.components().filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_os_string()),
-                _ => None,
-            }).collect();
+            let comps: Vec<OsString> = p
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    _ => None,
+                })
+                .collect();
             if comps.is_empty() {
-                return Err(Error::Invalid("backing up / as a whole is not supported; name its folders".into()));
+                return Err(Error::Invalid(
+                    "backing up / as a whole is not supported; name its folders".into(),
+                ));
             }
             for (i, c) in comps.iter().enumerate() {
                 if i + 1 == comps.len() {
                     dir.children.insert(c.clone(), VirtualEntry::Target);
                 } else {
-                    let entry = dir.children.entry(c.clone()).or_insert_with(|| VirtualEntry::Dir(VirtualDir::default()));
+                    let entry = dir
+                        .children
+                        .entry(c.clone())
+                        .or_insert_with(|| VirtualEntry::Dir(VirtualDir::default()));
                     match entry {
                         VirtualEntry::Dir(d) => dir = d,
                         VirtualEntry::Target => break, // an ancestor is backed up whole already
@@ -150,13 +177,22 @@ impl Walker<'_, '_> {
         match self.repo.load_tree(&id) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.warn(Path::new("(parent snapshot)"), format!("cannot read tree {id}: {e}; files will be re-read"));
+                self.warn(
+                    Path::new("(parent snapshot)"),
+                    format!("cannot read tree {id}: {e}; files will be re-read"),
+                );
                 None
             }
         }
     }
 
-    fn save_virtual(&mut self, dir: &VirtualDir, path: &Path, parent: Option<&Tree>, old_id: Option<Id>) -> Result<Id> {
+    fn save_virtual(
+        &mut self,
+        dir: &VirtualDir,
+        path: &Path,
+        parent: Option<&Tree>,
+        old_id: Option<Id>,
+    ) -> Result<Id> {
         let mut tree = Tree::default();
         for (name, entry) in &dir.children {
             let child = path.join(name);
@@ -170,11 +206,13 @@ impl Walker<'_, '_> {
                 }
                 VirtualEntry::Dir(sub) => {
                     let m = std::fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
-                    let mut node = meta::node_from_metadata(name.as_bytes().to_vec(), &m, &mut self.names);
+                    let mut node =
+                        meta::node_from_metadata(name.as_bytes().to_vec(), &m, &mut self.names);
                     node.kind = NodeKind::Dir;
                     let old_subtree = old.and_then(|n| n.subtree);
                     let old_tree = self.load_parent(old_subtree);
-                    node.subtree = Some(self.save_virtual(sub, &child, old_tree.as_ref(), old_subtree)?);
+                    node.subtree =
+                        Some(self.save_virtual(sub, &child, old_tree.as_ref(), old_subtree)?);
                     tree.nodes.push(node);
                 }
             }
@@ -195,7 +233,12 @@ impl Walker<'_, '_> {
     }
 
     /// Back up one filesystem entry; None when it is excluded or unreadable.
-    fn save_entry(&mut self, path: &Path, name: Vec<u8>, old: Option<&Node>) -> Result<Option<Node>> {
+    fn save_entry(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        old: Option<&Node>,
+    ) -> Result<Option<Node>> {
         if self.excludes.matches(path) {
             return Ok(None);
         }
@@ -214,10 +257,17 @@ impl Walker<'_, '_> {
                 if self.opts.one_file_system && self.root_dev.is_some_and(|d| d != m.dev()) {
                     return Ok(None);
                 }
-                if self.opts.exclude_if_present.iter().any(|f| path.join(f).symlink_metadata().is_ok()) {
+                if self
+                    .opts
+                    .exclude_if_present
+                    .iter()
+                    .any(|f| path.join(f).symlink_metadata().is_ok())
+                {
                     return Ok(None);
                 }
-                let old_subtree = old.filter(|o| o.kind == NodeKind::Dir).and_then(|o| o.subtree);
+                let old_subtree = old
+                    .filter(|o| o.kind == NodeKind::Dir)
+                    .and_then(|o| o.subtree);
                 match self.save_dir(path, old_subtree)? {
                     Some(id) => node.subtree = Some(id),
                     None => return Ok(None),
@@ -266,7 +316,10 @@ impl Walker<'_, '_> {
 
     fn save_dir(&mut self, path: &Path, old: Option<Id>) -> Result<Option<Id>> {
         let entries = match std::fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect::<Vec<_>>(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>(),
             Err(e) => {
                 self.summary.files_unreadable += 1;
                 self.warn(path, e);
@@ -320,12 +373,18 @@ impl Walker<'_, '_> {
     }
 
     fn save_stdin(&mut self, reader: &mut dyn Read, path: &Path) -> Result<Id> {
-        let name = path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"stdin".to_vec());
+        let name = path
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_else(|| b"stdin".to_vec());
         let (content, size) = self.chunk_stream(reader, Path::new("(stdin)"))?;
         let now = jiff::Timestamp::now();
         let mut node = Node::new(name, NodeKind::File);
         node.mode = 0o600;
-        node.mtime = Timestamp { secs: now.as_second(), nanos: now.subsec_nanosecond().max(0) as u32 };
+        node.mtime = Timestamp {
+            secs: now.as_second(),
+            nanos: now.subsec_nanosecond().max(0) as u32,
+        };
         node.ctime = node.mtime;
         node.atime = node.mtime;
         node.size = size;
@@ -343,11 +402,16 @@ impl Walker<'_, '_> {
 
 /// Open for reading without updating atime where the kernel allows it (owner or root).
 fn open_noatime(path: &Path) -> std::io::Result<File> {
-    match OpenOptions::new().read(true).custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW).open(path) {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+        .open(path)
+    {
         Ok(f) => Ok(f),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path),
         Err(e) => Err(e),
     }
 }

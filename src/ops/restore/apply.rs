@@ -13,27 +13,40 @@ use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind};
 
 fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Invalid(format!("{}: NUL in path", p.display())))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: NUL in path", p.display())))
 }
 
 /// Remove whatever non-directory is in the way of a new entry.
 fn clear_path(p: &Path) -> Result<()> {
     match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => Err(Error::Invalid(format!("{}: a directory is in the way", p.display()))),
+        Ok(m) if m.is_dir() => Err(Error::Invalid(format!(
+            "{}: a directory is in the way",
+            p.display()
+        ))),
         Ok(_) => std::fs::remove_file(p).map_err(|e| Error::io(p, e)),
         Err(_) => Ok(()),
     }
 }
 
 /// Folders and (empty, pre-sized) regular files, in tree order.
-pub(crate) fn create_entries(target: &Path, entries: &[Planned], summary: &mut RestoreSummary) -> Result<()> {
+pub(crate) fn create_entries(
+    target: &Path,
+    entries: &[Planned],
+    summary: &mut RestoreSummary,
+) -> Result<()> {
     for e in entries {
         let p = rel(target, &e.path);
         match e.node.kind {
             NodeKind::Dir => {
                 match std::fs::symlink_metadata(&p) {
                     Ok(m) if m.is_dir() => {}
-                    Ok(_) => return Err(Error::Invalid(format!("{}: exists and is not a directory", p.display()))),
+                    Ok(_) => {
+                        return Err(Error::Invalid(format!(
+                            "{}: exists and is not a directory",
+                            p.display()
+                        )))
+                    }
                     Err(_) => std::fs::create_dir(&p).map_err(|err| Error::io(&p, err))?,
                 }
                 summary.dirs_restored += 1;
@@ -58,7 +71,12 @@ pub(crate) fn create_entries(target: &Path, entries: &[Planned], summary: &mut R
 }
 
 /// Links and special files, then metadata: files first, folders deepest-first (so their mtimes stick).
-pub(crate) fn finish_entries(target: &Path, entries: &[Planned], owners: bool, summary: &mut RestoreSummary) -> Result<()> {
+pub(crate) fn finish_entries(
+    target: &Path,
+    entries: &[Planned],
+    owners: bool,
+    summary: &mut RestoreSummary,
+) -> Result<()> {
     for e in entries {
         let p = rel(target, &e.path);
         match (e.node.kind, e.link_to) {
@@ -74,7 +92,10 @@ pub(crate) fn finish_entries(target: &Path, entries: &[Planned], owners: bool, s
                 std::os::unix::fs::symlink(t, &p).map_err(|err| Error::io(&p, err))?;
                 summary.links_restored += 1;
             }
-            (NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice | NodeKind::Socket, _) => {
+            (
+                NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice | NodeKind::Socket,
+                _,
+            ) => {
                 clear_path(&p)?;
                 match make_special(&p, &e.node) {
                     Ok(()) => summary.special_restored += 1,
@@ -85,12 +106,19 @@ pub(crate) fn finish_entries(target: &Path, entries: &[Planned], owners: bool, s
         }
     }
     let root = unsafe { libc::geteuid() } == 0;
-    for e in entries.iter().filter(|e| e.node.kind != NodeKind::Dir && e.link_to.is_none()) {
+    for e in entries
+        .iter()
+        .filter(|e| e.node.kind != NodeKind::Dir && e.link_to.is_none())
+    {
         if let Err(err) = apply_metadata(&rel(target, &e.path), &e.node, owners && root) {
             summary.warnings.push(err.to_string());
         }
     }
-    for e in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
+    for e in entries
+        .iter()
+        .rev()
+        .filter(|e| e.node.kind == NodeKind::Dir)
+    {
         if let Err(err) = apply_metadata(&rel(target, &e.path), &e.node, owners && root) {
             summary.warnings.push(err.to_string());
         }
@@ -107,7 +135,13 @@ fn make_special(p: &Path, node: &Node) -> Result<()> {
         _ => libc::S_IFSOCK,
     };
     // SAFETY: `c` is a valid NUL-terminated path.
-    let rc = unsafe { libc::mknod(c.as_ptr(), kind | (node.mode & 0o7777), node.rdev as libc::dev_t) };
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            kind | (node.mode & 0o7777),
+            node.rdev as libc::dev_t,
+        )
+    };
     if rc != 0 {
         return Err(Error::io(p, std::io::Error::last_os_error()));
     }
@@ -137,11 +171,25 @@ fn apply_metadata(p: &Path, node: &Node, owners: bool) -> Result<()> {
         }
     }
     let times = [
-        libc::timespec { tv_sec: node.atime.secs as libc::time_t, tv_nsec: node.atime.nanos as libc::c_long },
-        libc::timespec { tv_sec: node.mtime.secs as libc::time_t, tv_nsec: node.mtime.nanos as libc::c_long },
+        libc::timespec {
+            tv_sec: node.atime.secs as libc::time_t,
+            tv_nsec: node.atime.nanos as libc::c_long,
+        },
+        libc::timespec {
+            tv_sec: node.mtime.secs as libc::time_t,
+            tv_nsec: node.mtime.nanos as libc::c_long,
+        },
     ];
     // SAFETY: valid path and a two-element timespec array.
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
         return Err(Error::io(p, std::io::Error::last_os_error()));
     }
     Ok(())

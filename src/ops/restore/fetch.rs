@@ -61,15 +61,22 @@ pub(crate) fn fetch_all(
                 let mut files = FileCache::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((pack, blobs)) = work.get(i) else { break };
-                    match fetch_pack(repo, target, entries, placements, pack, blobs, &mut files, progress) {
+                    let Some((pack, blobs)) = work.get(i) else {
+                        break;
+                    };
+                    match fetch_pack(
+                        repo, target, entries, placements, pack, blobs, &mut files, progress,
+                    ) {
                         Ok(f) => {
                             let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
                             t.chunks += f.chunks;
                             t.bytes += f.bytes;
                             t.packs += 1;
                         }
-                        Err(e) => errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string()),
+                        Err(e) => errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(e.to_string()),
                     }
                 }
             });
@@ -77,7 +84,10 @@ pub(crate) fn fetch_all(
     });
     let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     if !errors.is_empty() {
-        return Err(Error::Invalid(format!("restore incomplete, damaged data:\n  {}", errors.join("\n  "))));
+        return Err(Error::Invalid(format!(
+            "restore incomplete, damaged data:\n  {}",
+            errors.join("\n  ")
+        )));
     }
     Ok(total.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
@@ -90,8 +100,10 @@ fn ranges(blobs: &[(BlobLocation, Id)]) -> Vec<&[(BlobLocation, Id)]> {
         let split = match (blobs.get(i), blobs.get(start)) {
             (Some((next, _)), Some((first, _))) => {
                 let prev = &blobs[i - 1].0;
-                let gap = u64::from(next.offset).saturating_sub(u64::from(prev.offset) + u64::from(prev.length));
-                let span = u64::from(next.offset) + u64::from(next.length) - u64::from(first.offset);
+                let gap = u64::from(next.offset)
+                    .saturating_sub(u64::from(prev.offset) + u64::from(prev.length));
+                let span =
+                    u64::from(next.offset) + u64::from(next.length) - u64::from(first.offset);
                 gap > MERGE_GAP || span > MAX_RANGE
             }
             _ => true,
@@ -118,23 +130,36 @@ fn fetch_pack(
     let mut done = Fetched::default();
     let name = pack.to_hex();
     for group in ranges(blobs) {
-        let (Some((first, _)), Some((last, _))) = (group.first(), group.last()) else { continue };
+        let (Some((first, _)), Some((last, _))) = (group.first(), group.last()) else {
+            continue;
+        };
         let start = u64::from(first.offset);
         let end = u64::from(last.offset) + u64::from(last.length);
-        let bytes = repo.backend().get_range(Kind::Pack, &name, start, end - start)?;
+        let bytes = repo
+            .backend()
+            .get_range(Kind::Pack, &name, start, end - start)?;
         for (loc, id) in group {
             let from = (u64::from(loc.offset) - start) as usize;
-            let sealed = bytes.get(from..from + loc.length as usize).ok_or_else(|| Error::damaged("pack", &name, "short read"))?;
+            let sealed = bytes
+                .get(from..from + loc.length as usize)
+                .ok_or_else(|| Error::damaged("pack", &name, "short read"))?;
             let plain = repo.codec().open(BlobKind::Data, id, sealed).map_err(|e| {
-                let who: Vec<String> = placements.get(id).into_iter().flatten().map(|(i, _)| entries[*i].path.display().to_string()).collect();
-                Error::damaged("pack", &name, format!("blob {id}: {e} (affects {})", who.join(", ")))
+                let who: Vec<String> = placements
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(i, _)| entries[*i].path.display().to_string())
+                    .collect();
+                Error::damaged(
+                    "pack",
+                    &name,
+                    format!("blob {id}: {e} (affects {})", who.join(", ")),
+                )
             })?;
-            let zeros = plain.iter().all(|&b| b == 0);
             for (i, offset) in placements.get(id).into_iter().flatten() {
-                if !zeros {
-                    let path = rel(target, &entries[*i].path);
-                    files.get(&path)?.write_all_at(&plain, *offset).map_err(|e| Error::io(&path, e))?;
-                }
+                let path = rel(target, &entries[*i].path);
+                write_sparse(files.get(&path)?, &plain, *offset)
+                    .map_err(|e| Error::io(&path, e))?;
                 done.bytes += plain.len() as u64;
                 progress.add_bytes(plain.len() as u64);
             }
@@ -142,6 +167,32 @@ fn fetch_pack(
         }
     }
     Ok(done)
+}
+
+/// Write `data` at `offset`, skipping all-zero blocks (the file was pre-sized, so they stay
+/// holes); consecutive non-zero blocks go out in one write.
+fn write_sparse(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: usize = 4096;
+    let mut pos = 0;
+    let mut run_start: Option<usize> = None;
+    while pos < data.len() {
+        // Blocks end on file-offset multiples of BLOCK, so holes line up with filesystem blocks.
+        let end = (pos + BLOCK - ((offset as usize + pos) % BLOCK)).min(data.len());
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run_start) {
+            (true, Some(s)) => {
+                file.write_all_at(&data[s..pos], offset + s as u64)?;
+                run_start = None;
+            }
+            (false, None) => run_start = Some(pos),
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(s) = run_start {
+        file.write_all_at(&data[s..], offset + s as u64)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn rel(target: &Path, snapshot_path: &Path) -> std::path::PathBuf {
@@ -166,6 +217,8 @@ impl FileCache {
                 .map_err(|e| Error::io(path, e))?;
             self.open.insert(path.to_path_buf(), f);
         }
-        self.open.get(path).ok_or_else(|| Error::Invalid("file cache".into()))
+        self.open
+            .get(path)
+            .ok_or_else(|| Error::Invalid("file cache".into()))
     }
 }

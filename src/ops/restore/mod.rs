@@ -73,21 +73,46 @@ pub fn restore(
     let snap = repo.load_snapshot(snapshot)?;
     let includes = PatternSet::new(&opts.includes)?;
     let excludes = PatternSet::new(&opts.excludes)?;
-    let mut planner = Planner { repo, includes: &includes, excludes: &excludes, entries: Vec::new(), warnings: Vec::new(), inodes: HashMap::new() };
+    let mut planner = Planner {
+        repo,
+        includes: &includes,
+        excludes: &excludes,
+        entries: Vec::new(),
+        warnings: Vec::new(),
+        inodes: HashMap::new(),
+    };
     planner.walk(&snap.tree, Path::new("/"), includes.is_empty())?;
-    let Planner { entries, warnings, .. } = planner;
-    let mut summary = RestoreSummary { message_type: "summary", snapshot_id: snapshot.to_hex(), warnings, ..Default::default() };
+    let Planner {
+        entries, warnings, ..
+    } = planner;
+    let mut summary = RestoreSummary {
+        message_type: "summary",
+        snapshot_id: snapshot.to_hex(),
+        warnings,
+        ..Default::default()
+    };
     let (placements, locations, total_bytes) = place_chunks(repo, &entries)?;
     progress.set_total(entries.len() as u64, total_bytes);
     if opts.dry_run {
-        summary.files_restored = entries.iter().filter(|e| e.node.kind == NodeKind::File).count() as u64;
+        summary.files_restored = entries
+            .iter()
+            .filter(|e| e.node.kind == NodeKind::File)
+            .count() as u64;
         summary.bytes_restored = total_bytes;
         return Ok(summary);
     }
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
     apply::create_entries(&target, &entries, &mut summary)?;
-    let fetched = fetch::fetch_all(repo, &target, &entries, &placements, &locations, opts.connections.max(1), progress)?;
+    let fetched = fetch::fetch_all(
+        repo,
+        &target,
+        &entries,
+        &placements,
+        &locations,
+        opts.connections.max(1),
+        progress,
+    )?;
     summary.chunks_fetched = fetched.chunks;
     summary.packs_read = fetched.packs;
     summary.bytes_restored = fetched.bytes;
@@ -115,7 +140,11 @@ fn place_chunks(repo: &Repository, entries: &[Planned]) -> Result<(Placements, L
                 Some(l) => *l,
                 None => {
                     let l = repo.lookup(id)?.ok_or_else(|| {
-                        Error::damaged("blob", id.to_hex(), format!("needed by {} but missing from the index", e.path.display()))
+                        Error::damaged(
+                            "blob",
+                            id.to_hex(),
+                            format!("needed by {} but missing from the index", e.path.display()),
+                        )
                     })?;
                     locations.insert(*id, l);
                     l
@@ -146,10 +175,15 @@ impl Planner<'_> {
         let mut any = false;
         for node in tree.nodes {
             if !node.has_safe_name() {
-                self.warnings.push(format!("{}: refusing unsafe name {:?}", path.display(), node.name_lossy()));
+                self.warnings.push(format!(
+                    "{}: refusing unsafe name {:?}",
+                    path.display(),
+                    node.name_lossy()
+                ));
                 continue;
             }
-            let child = path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&node.name));
+            let child = path
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&node.name));
             if self.excludes.matches(&child) {
                 continue;
             }
@@ -158,7 +192,11 @@ impl Planner<'_> {
                 NodeKind::Dir => {
                     let idx = self.entries.len();
                     let subtree = node.subtree;
-                    self.entries.push(Planned { path: child.clone(), node, link_to: None });
+                    self.entries.push(Planned {
+                        path: child.clone(),
+                        node,
+                        link_to: None,
+                    });
                     let below = match subtree {
                         Some(id) => self.walk(&id, &child, sel)?,
                         None => false,
@@ -180,7 +218,11 @@ impl Planner<'_> {
                     } else {
                         None
                     };
-                    self.entries.push(Planned { path: child, node, link_to });
+                    self.entries.push(Planned {
+                        path: child,
+                        node,
+                        link_to,
+                    });
                     any = true;
                 }
                 _ => {}
