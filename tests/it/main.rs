@@ -1,1 +1,7 @@
 
+// Backends (S3 backend work, issue 3).
+mod backend_conformance;
+#[cfg(feature = "s3")]
+mod s3_backend;
+#[cfg(feature = "s3")]
+mod s3_server;
