@@ -19,7 +19,6 @@ pub const SECRET_KEY: &str = "it-secret-key-0123456789abcdef";
 pub struct TestS3 {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
-    #[allow(dead_code)] // used by tests that talk to the server directly
     pub addr: SocketAddr,
     /// Where s3s-fs keeps the buckets (`root/BUCKET/KEY`).
     pub root: PathBuf,

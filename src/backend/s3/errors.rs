@@ -123,9 +123,12 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code();
+    let service = matches!(err, SdkError::ServiceError(_));
     let detail = match (code, err.message(), status) {
         (Some(c), Some(m), Some(s)) => format!("{c}: {m} (HTTP {s})"),
         (Some(c), None, Some(s)) => format!("{c} (HTTP {s})"),
+        // HEAD answers carry no error body, so the status is all there is.
+        (None, _, Some(s)) if service => format!("HTTP {s}"),
         (_, _, Some(s)) => format!("HTTP {s}: {}", DisplayErrorContext(err)),
         _ => DisplayErrorContext(err).to_string(),
     };

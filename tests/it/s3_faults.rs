@@ -1,0 +1,357 @@
+//! Fault injection between the S3 backend and the test server: a small HTTP proxy on
+//! 127.0.0.1 (plain std::net threads) that forwards to s3s-fs, but for a chosen subset of
+//! requests answers `503 SlowDown`, `501 NotImplemented` (to conditional writes), or drops the
+//! connection mid-request or mid-response. Each connection carries exactly one request.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backup_to_s3::backend::retry::{Retry, RetryPolicy};
+use backup_to_s3::backend::s3::{S3Backend, S3Options, MIN_PART_SIZE};
+use backup_to_s3::backend::{Backend, BackendError, Kind, Temperature};
+
+use crate::backend_conformance::{conformance_with, hex_name, pattern};
+use crate::s3_server::{start, TestS3};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// `503 SlowDown` with an S3 XML error body.
+    SlowDown,
+    /// Close the connection after reading only the request head.
+    DropRequest,
+    /// Forward the request, then send only half of the response and close.
+    DropResponse,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every `every`-th request (counting from 1) gets the next fault of `rotation`; 0: none.
+    every: AtomicU64,
+    rotation: Mutex<Vec<Fault>>,
+    /// Answer 501 to any request carrying `If-None-Match`.
+    reject_conditional: AtomicBool,
+    requests: AtomicU64,
+    faults: AtomicU64,
+    conditional_seen: AtomicU64,
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    state: Arc<State>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(client, upstream, &st);
+                });
+            }
+        });
+        FaultProxy { endpoint, state }
+    }
+
+    /// Inject `rotation` (in turn) into every `every`-th request from now on; 0 turns it off.
+    pub fn set_faults(&self, every: u64, rotation: &[Fault]) {
+        *self.state.rotation.lock().unwrap() = rotation.to_vec();
+        self.state.requests.store(0, SeqCst);
+        self.state.every.store(every, SeqCst);
+    }
+
+    pub fn reject_conditional(&self, on: bool) {
+        self.state.reject_conditional.store(on, SeqCst);
+    }
+
+    pub fn faults(&self) -> u64 {
+        self.state.faults.load(SeqCst)
+    }
+
+    pub fn conditional_seen(&self) -> u64 {
+        self.state.conditional_seen.load(SeqCst)
+    }
+}
+
+fn pick(st: &State) -> Option<Fault> {
+    let n = st.requests.fetch_add(1, SeqCst) + 1;
+    let every = st.every.load(SeqCst);
+    if every == 0 || !n.is_multiple_of(every) {
+        return None;
+    }
+    let rotation = st.rotation.lock().unwrap();
+    let fault = *rotation.get(((n / every - 1) % rotation.len().max(1) as u64) as usize)?;
+    st.faults.fetch_add(1, SeqCst);
+    Some(fault)
+}
+
+/// Read up to the end of the HTTP head; returns (head, body bytes already read).
+fn read_head(s: &mut TcpStream) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while buf.len() < 1 << 20 {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Ok((buf, rest));
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Err(io::ErrorKind::InvalidData.into())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+/// The head with any `Connection` header replaced by `Connection: close`.
+fn closing(head: &str) -> String {
+    let mut out: Vec<&str> = head
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .filter(|l| {
+            !l.split_once(':')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
+        })
+        .collect();
+    out.push("Connection: close");
+    out.join("\r\n") + "\r\n\r\n"
+}
+
+fn error_response(status: &str, code: &str, message: &str) -> String {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+         <RequestId>fault-proxy</RequestId></Error>"
+    );
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn handle(mut client: TcpStream, upstream: SocketAddr, st: &State) -> io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let (head, rest) = read_head(&mut client)?;
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let body_len: u64 = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let remaining = body_len.saturating_sub(rest.len() as u64);
+    let conditional = header(&head, "if-none-match").is_some();
+    if conditional {
+        st.conditional_seen.fetch_add(1, SeqCst);
+    }
+    let drain = |client: &mut TcpStream| io::copy(&mut client.take(remaining), &mut io::sink());
+    if conditional && st.reject_conditional.load(SeqCst) {
+        drain(&mut client)?;
+        let msg = "A header you provided implies functionality that is not implemented";
+        client
+            .write_all(error_response("501 Not Implemented", "NotImplemented", msg).as_bytes())?;
+        return client.shutdown(Shutdown::Both);
+    }
+    let fault = pick(st);
+    match fault {
+        Some(Fault::SlowDown) => {
+            drain(&mut client)?;
+            let msg = "Please reduce your request rate.";
+            client.write_all(error_response("503 Slow Down", "SlowDown", msg).as_bytes())?;
+            return client.shutdown(Shutdown::Both);
+        }
+        Some(Fault::DropRequest) => return client.shutdown(Shutdown::Both),
+        Some(Fault::DropResponse) | None => {}
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    up.set_read_timeout(Some(Duration::from_secs(30)))?;
+    up.write_all(closing(&head).as_bytes())?;
+    up.write_all(&rest)?;
+    io::copy(&mut (&client).take(remaining), &mut up)?;
+    // The server closes after its answer (Connection: close), so read to the end.
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |p| p + 4);
+    let (resp_head, resp_body) = resp.split_at(split);
+    let mut out = closing(&String::from_utf8_lossy(resp_head)).into_bytes();
+    out.extend_from_slice(resp_body);
+    if fault == Some(Fault::DropResponse) {
+        out.truncate(out.len() / 2);
+    }
+    client.write_all(&out)?;
+    client.shutdown(Shutdown::Both)
+}
+
+/// A bucket created directly on the server, and options reaching it through `proxy`.
+fn via_proxy(server: &TestS3, proxy: &FaultProxy, tag: &str) -> S3Options {
+    let direct = server.backend(tag);
+    S3Options {
+        max_attempts: 1,
+        ..server.options_via(&proxy.endpoint, &direct.options().bucket)
+    }
+}
+
+const ALL: [Fault; 3] = [Fault::SlowDown, Fault::DropRequest, Fault::DropResponse];
+
+#[test]
+fn s3_retry_rides_out_injected_faults() {
+    let server = start();
+    let proxy = FaultProxy::start(server.addr);
+    // SDK retries off (max_attempts 1): the Retry decorator alone must cope.
+    let opts = via_proxy(server, &proxy, "faults");
+    let policy = RetryPolicy {
+        max_attempts: 8,
+        base: Duration::from_millis(2),
+        cap: Duration::from_millis(50),
+    };
+    let b = Retry::with_policy(S3Backend::new(opts).unwrap(), policy);
+    proxy.set_faults(3, &ALL);
+
+    let objects: Vec<(Kind, String, Vec<u8>)> = (0..24u64)
+        .map(|i| {
+            let kind = if i % 3 == 0 { Kind::Index } else { Kind::Pack };
+            let len = (pattern(i, 4).iter().map(|&b| b as usize).sum::<usize>() * 257) % 300_000;
+            (kind, hex_name(100 + i), pattern(100 + i, len))
+        })
+        .collect();
+    for (kind, name, data) in &objects {
+        match b.put(*kind, name, data, Temperature::Cold) {
+            // The first attempt stored it but its answer was lost: the retry finds it.
+            Err(BackendError::AlreadyExists { .. }) | Ok(()) => {}
+            Err(e) => panic!("put {kind}/{name}: {e}"),
+        }
+    }
+    let mut packs = b.list(Kind::Pack).unwrap();
+    packs.sort();
+    let mut want: Vec<_> = objects
+        .iter()
+        .filter(|o| o.0 == Kind::Pack)
+        .map(|(_, n, d)| (n.clone(), d.len() as u64))
+        .collect();
+    want.sort();
+    assert_eq!(packs, want);
+    for (kind, name, data) in &objects {
+        assert!(
+            b.get(*kind, name).unwrap() == *data,
+            "{kind}/{name} byte-exact"
+        );
+        assert_eq!(b.stat(*kind, name).unwrap(), Some(data.len() as u64));
+        if data.len() > 10 {
+            let (off, len) = (data.len() as u64 / 3, data.len() as u64 / 2);
+            let part = b.get_range(*kind, name, off, len).unwrap();
+            assert!(part == data[off as usize..(off + len) as usize]);
+        }
+    }
+    let names: Vec<String> = want.iter().map(|(n, _)| n.clone()).collect();
+    b.delete_many(Kind::Pack, &names).unwrap();
+    assert!(b.list(Kind::Pack).unwrap().is_empty());
+    assert!(proxy.faults() >= 30, "faults injected: {}", proxy.faults());
+    assert!(
+        b.retries() >= proxy.faults() / 2,
+        "retries {} for {} faults",
+        b.retries(),
+        proxy.faults()
+    );
+}
+
+#[test]
+fn s3_faults_without_retry_are_transient_and_name_the_object() {
+    let server = start();
+    let proxy = FaultProxy::start(server.addr);
+    let opts = via_proxy(server, &proxy, "nofaults");
+    let direct = S3Backend::new(server.options(&opts.bucket)).unwrap();
+    let b = S3Backend::new(opts).unwrap();
+    let name = hex_name(5);
+    direct
+        .put(Kind::Pack, &name, &pattern(5, 50_000), Temperature::Cold)
+        .unwrap();
+    for fault in ALL {
+        proxy.set_faults(1, &[fault]);
+        let other = hex_name(6);
+        let errors = [
+            b.put(Kind::Pack, &other, b"new", Temperature::Cold)
+                .unwrap_err(),
+            b.get(Kind::Pack, &name).unwrap_err(),
+            b.get_range(Kind::Pack, &name, 100, 1000).unwrap_err(),
+            b.stat(Kind::Pack, &name).unwrap_err(),
+        ];
+        for e in errors {
+            assert!(e.is_transient(), "{fault:?}: {e}");
+            assert!(e.to_string().starts_with("pack/"), "{fault:?}: {e}");
+            assert!(
+                e.to_string().contains(&name) || e.to_string().contains(&other),
+                "{fault:?}: {e}"
+            );
+        }
+        let e = b.list(Kind::Index).unwrap_err();
+        assert!(
+            e.is_transient() && e.to_string().starts_with("index/"),
+            "{fault:?}: {e}"
+        );
+    }
+    proxy.set_faults(0, &[]);
+    assert!(b.get(Kind::Pack, &name).unwrap() == pattern(5, 50_000));
+}
+
+#[test]
+fn s3_conditional_put_falls_back_after_501() {
+    let server = start();
+    let proxy = FaultProxy::start(server.addr);
+    proxy.reject_conditional(true);
+    let opts = S3Options {
+        multipart_threshold: 6 << 20,
+        ..via_proxy(server, &proxy, "fallback")
+    };
+
+    let b = S3Backend::new(opts.clone()).unwrap();
+    b.put(Kind::Index, &hex_name(1), b"one", Temperature::Hot)
+        .unwrap();
+    assert!(!b.uses_conditional_put(), "fallback remembered");
+    assert!(b
+        .put(Kind::Index, &hex_name(1), b"two", Temperature::Hot)
+        .unwrap_err()
+        .is_already_exists());
+    b.put(Kind::Index, &hex_name(2), b"three", Temperature::Hot)
+        .unwrap();
+    assert_eq!(
+        proxy.conditional_seen(),
+        1,
+        "only the first put tried If-None-Match"
+    );
+    assert_eq!(b.get(Kind::Index, &hex_name(1)).unwrap(), b"one");
+
+    // Multipart: CompleteMultipartUpload gets the 501 and is completed without the header.
+    let mp = S3Backend::new(opts.clone()).unwrap();
+    let big = pattern(9, 2 * MIN_PART_SIZE as usize + 77);
+    mp.put(Kind::Pack, &hex_name(9), &big, Temperature::Cold)
+        .unwrap();
+    assert!(!mp.uses_conditional_put());
+    assert!(mp
+        .put(Kind::Pack, &hex_name(9), &big, Temperature::Cold)
+        .unwrap_err()
+        .is_already_exists());
+    assert!(mp.get(Kind::Pack, &hex_name(9)).unwrap() == big);
+    assert_eq!(proxy.conditional_seen(), 2);
+
+    // The whole conformance suite passes on the fallback path too.
+    let fresh = S3Options {
+        prefix: "suite".into(),
+        ..opts
+    };
+    let suite = S3Backend::new(fresh.clone()).unwrap();
+    conformance_with(&suite, &|path| server.plant(&fresh, path));
+    assert!(!suite.uses_conditional_put());
+}
