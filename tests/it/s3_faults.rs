@@ -31,6 +31,8 @@ struct State {
     /// Every `every`-th request (counting from 1) gets the next fault of `rotation`; 0: none.
     every: AtomicU64,
     rotation: Mutex<Vec<Fault>>,
+    /// Stop injecting after this many faults (0: no limit).
+    max_faults: AtomicU64,
     /// Answer 501 to any request carrying `If-None-Match`.
     reject_conditional: AtomicBool,
     requests: AtomicU64,
@@ -62,8 +64,17 @@ impl FaultProxy {
 
     /// Inject `rotation` (in turn) into every `every`-th request from now on; 0 turns it off.
     pub fn set_faults(&self, every: u64, rotation: &[Fault]) {
+        self.set_faults_limited(every, rotation, 0);
+    }
+
+    /// Like `set_faults`, but only the first `max` faults from now on are injected.
+    pub fn set_faults_limited(&self, every: u64, rotation: &[Fault], max: u64) {
         *self.state.rotation.lock().unwrap() = rotation.to_vec();
         self.state.requests.store(0, SeqCst);
+        self.state.max_faults.store(
+            max + self.state.faults.load(SeqCst) * u64::from(max > 0),
+            SeqCst,
+        );
         self.state.every.store(every, SeqCst);
     }
 
@@ -84,6 +95,10 @@ fn pick(st: &State) -> Option<Fault> {
     let n = st.requests.fetch_add(1, SeqCst) + 1;
     let every = st.every.load(SeqCst);
     if every == 0 || !n.is_multiple_of(every) {
+        return None;
+    }
+    let max = st.max_faults.load(SeqCst);
+    if max > 0 && st.faults.load(SeqCst) >= max {
         return None;
     }
     let rotation = st.rotation.lock().unwrap();
@@ -354,4 +369,91 @@ fn s3_conditional_put_falls_back_after_501() {
     let suite = S3Backend::new(fresh.clone()).unwrap();
     conformance_with(&suite, &|path| server.plant(&fresh, path));
     assert!(!suite.uses_conditional_put());
+}
+
+#[test]
+fn s3_sdk_retries_alone_ride_out_dropped_connections() {
+    let server = start();
+    let proxy = FaultProxy::start(server.addr);
+    // Default SDK attempts (3), no Retry decorator: every 2nd request drops.
+    let opts = S3Options {
+        max_attempts: 3,
+        ..via_proxy(server, &proxy, "sdkretry")
+    };
+    let b = S3Backend::new(opts).unwrap();
+    proxy.set_faults(2, &[Fault::DropRequest]);
+    for i in 0..4u64 {
+        b.put(
+            Kind::Index,
+            &hex_name(i),
+            &pattern(i, 5000),
+            Temperature::Hot,
+        )
+        .unwrap();
+    }
+    for i in 0..4u64 {
+        assert_eq!(b.get(Kind::Index, &hex_name(i)).unwrap(), pattern(i, 5000));
+    }
+    assert!(proxy.faults() >= 4, "faults injected: {}", proxy.faults());
+}
+
+#[test]
+fn s3_unreachable_server_is_transient_and_bad_endpoint_refused() {
+    let server = start();
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let opts = S3Options {
+        max_attempts: 1,
+        ..server.options_via(&format!("http://{closed}"), "nobucket")
+    };
+    let b = S3Backend::new(opts.clone()).unwrap();
+    let e = b.get(Kind::Snapshot, &hex_name(1)).unwrap_err();
+    assert!(
+        e.is_transient() && e.to_string().starts_with("snapshot/"),
+        "{e}"
+    );
+    let bad = S3Options {
+        endpoint: Some(closed.to_string()),
+        ..opts
+    };
+    let e = S3Backend::new(bad).err().expect("endpoint without scheme");
+    assert!(e.to_string().contains("http://"), "{e}");
+}
+
+#[test]
+fn s3_retry_restarts_failed_multipart_uploads() {
+    let server = start();
+    let proxy = FaultProxy::start(server.addr);
+    let opts = S3Options {
+        multipart_threshold: 6 << 20,
+        multipart_part_size: MIN_PART_SIZE,
+        ..via_proxy(server, &proxy, "mpfaults")
+    };
+    let policy = RetryPolicy {
+        max_attempts: 8,
+        base: Duration::from_millis(2),
+        cap: Duration::from_millis(50),
+    };
+    let b = Retry::with_policy(S3Backend::new(opts).unwrap(), policy);
+    let data = pattern(77, 3 * MIN_PART_SIZE as usize + 1);
+
+    // Request 1 creates the upload, 2–5 are the parts: one part answers 503 once, the upload is
+    // aborted and the retry uploads everything again.
+    proxy.set_faults_limited(3, &[Fault::SlowDown], 1);
+    b.put(Kind::Pack, &hex_name(1), &data, Temperature::Cold)
+        .unwrap();
+    assert_eq!((proxy.faults(), b.retries()), (1, 1));
+    assert!(b.get(Kind::Pack, &hex_name(1)).unwrap() == data);
+
+    // Request 6 completes the upload: the object is stored but the answer is lost, so the
+    // retry's conditional completion finds it (AlreadyExists, which callers take as success).
+    proxy.set_faults_limited(6, &[Fault::DropResponse], 1);
+    match b.put(Kind::Pack, &hex_name(2), &data, Temperature::Cold) {
+        Ok(()) | Err(BackendError::AlreadyExists { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+    assert_eq!(proxy.faults(), 2);
+    assert!(b.get(Kind::Pack, &hex_name(2)).unwrap() == data);
 }

@@ -98,6 +98,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalError",
     "ServiceUnavailable",
     "OperationAborted",
+    // AWS: a concurrent conditional write won the race; a retry then sees 412.
+    "ConditionalRequestConflict",
 ];
 
 /// Classify by HTTP status and S3 error code (either may be missing).

@@ -38,6 +38,13 @@ impl S3Backend {
         if opts.bucket.is_empty() {
             return Err(BackendError::Other("S3 bucket name is empty".to_string()));
         }
+        if let Some(e) = client::endpoint(&opts) {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(BackendError::Other(format!(
+                    "S3 endpoint {e:?} must start with http:// or https://"
+                )));
+            }
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("s3-backend")

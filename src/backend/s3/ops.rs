@@ -155,9 +155,13 @@ impl Inner {
             let detail = format!("short body: {} bytes, expected {size:?}", data.len());
             return Err(Failure::new(Class::Transient, detail).into_backend(kind, name, "GET"));
         }
-        if !ranged && data.len() as u64 >= end && data.len() as u64 != len {
+        let whole = data.len() as u64;
+        if !ranged && (offset, len) != (0, whole) {
             // The server ignored the Range header and sent the whole object.
-            return Ok(data[offset as usize..end as usize].to_vec());
+            return match (usize::try_from(offset), usize::try_from(end)) {
+                (Ok(a), Ok(b)) if end <= whole => Ok(data[a..b].to_vec()),
+                _ => Err(beyond(whole.to_string())),
+            };
         }
         if data.len() as u64 != len {
             return Err(beyond(format!("(got {} bytes)", data.len())));
