@@ -5,10 +5,14 @@
 pub mod counting;
 pub mod local;
 pub mod mem;
+pub mod retry;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::fmt;
 
 pub use counting::{Counting, RequestStats};
+pub use retry::{Retry, RetryPolicy};
 
 /// The kinds of object a repository stores. Each maps to a folder (prefix) of the layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

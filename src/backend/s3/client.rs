@@ -1,0 +1,88 @@
+//! Building the aws-sdk-s3 client from `S3Options`: HTTP client (rustls/ring), credential and
+//! region chain, endpoint and addressing style, checksums, SDK retries and timeouts.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+use super::options::S3Options;
+use crate::backend::BResult;
+
+/// Connecting must not take longer than this.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One attempt of one request (a whole part or a whole pack goes through one request).
+pub(super) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Used when neither the options nor the AWS chain name a region.
+pub(super) const DEFAULT_REGION: &str = "us-east-1";
+
+/// The endpoint to use: explicit option first, then the standard environment variables
+/// (which the SDK would read too; reading them here lets them force path-style addressing).
+pub(super) fn endpoint(opts: &S3Options) -> Option<String> {
+    if let Some(e) = &opts.endpoint {
+        return Some(e.clone());
+    }
+    let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if ignore {
+        return None;
+    }
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.trim().is_empty())
+}
+
+/// Build the client. Sends no request except what the region/credential chain may need.
+pub(super) async fn build(opts: &S3Options) -> BResult<aws_sdk_s3::Client> {
+    let http = aws_smithy_http_client::Builder::new()
+        .pool_max_idle_per_host(opts.connections.max(1))
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let retry = RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1));
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build();
+
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    if let Some(region) = &opts.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(c) = &opts.credentials {
+        let creds = Credentials::new(
+            c.access_key_id.clone(),
+            c.secret_access_key.clone(),
+            c.session_token.clone(),
+            None,
+            "backup-to-s3-options",
+        );
+        loader = loader.credentials_provider(creds);
+    }
+    let sdk = loader.load().await;
+
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk);
+    if sdk.region().is_none() {
+        conf = conf.region(Region::new(DEFAULT_REGION));
+    }
+    let endpoint = endpoint(opts);
+    let path_style = opts.path_style || endpoint.is_some();
+    if let Some(e) = endpoint {
+        conf = conf.endpoint_url(e);
+    }
+    conf = conf.force_path_style(path_style);
+    if opts.checksum_when_required {
+        conf = conf
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    }
+    Ok(aws_sdk_s3::Client::from_conf(conf.build()))
+}
