@@ -82,8 +82,24 @@ fn s3_backend(g: &args::Global, rest: &str) -> Result<DynBackend> {
 #[cfg(feature = "s3")]
 mod s3 {
     use super::*;
-    pub fn open(_g: &args::Global, rest: &str) -> Result<DynBackend> {
-        bail!("S3 repository s3://{rest}: not wired yet")
+    use backup_to_s3::backend::retry::Retry;
+    use backup_to_s3::backend::s3::{S3Backend, S3Options};
+
+    /// `s3://BUCKET/PREFIX` with the global S3 flags; transient faults are retried.
+    pub fn open(g: &args::Global, rest: &str) -> Result<DynBackend> {
+        let mut opts = S3Options::from_url(&format!("s3://{rest}"))?;
+        if let Some(e) = &g.s3_endpoint {
+            opts.endpoint = Some(e.clone());
+        }
+        if let Some(r) = &g.s3_region {
+            opts.region = Some(r.clone());
+        }
+        opts.path_style |= g.s3_path_style;
+        opts.storage_class_cold = g.pack_storage_class.clone();
+        opts.connections = g.connections.max(1);
+        opts.checksum_when_required |= g.s3_checksum_when_required;
+        let backend = S3Backend::new(opts).with_context(|| format!("opening s3://{rest}"))?;
+        Ok(Arc::new(Retry::new(backend)))
     }
 }
 

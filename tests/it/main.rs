@@ -13,6 +13,8 @@ mod backend_conformance;
 #[cfg(feature = "s3")]
 mod s3_backend;
 #[cfg(feature = "s3")]
+mod s3_cli;
+#[cfg(feature = "s3")]
 mod s3_faults;
 #[cfg(feature = "s3")]
 mod s3_server;
