@@ -26,12 +26,20 @@ fn multipart_round_trip(checksum_when_required: bool) {
     let len = 3 * MIN_PART_SIZE as usize + 12_345;
     let data = pattern(7, len);
     let name = hex_name(7);
+    let before = b.wire_stats();
     b.put(Kind::Pack, &name, &data, Temperature::Cold).unwrap();
+    let sent = b.wire_stats().since(&before);
+    // Create, 4 parts, complete; one HEAD verifies the size.
+    assert_eq!((sent.put, sent.head, sent.get), (6, 1, 0), "{sent:?}");
+    assert!(sent.bytes_up >= len as u64, "{sent:?}");
     assert_eq!(b.stat(Kind::Pack, &name).unwrap(), Some(len as u64));
+    let before = b.wire_stats();
     assert!(
         b.get(Kind::Pack, &name).unwrap() == data,
         "multipart object round-trips exactly"
     );
+    let got = b.wire_stats().since(&before);
+    assert_eq!((got.get, got.bytes_down), (1, len as u64), "{got:?}");
     // A range across the first part boundary.
     let off = MIN_PART_SIZE - 100;
     assert_eq!(

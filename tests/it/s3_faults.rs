@@ -200,6 +200,11 @@ fn s3_sdk_retries_alone_ride_out_dropped_connections() {
         assert_eq!(b.get(Kind::Index, &hex_name(i)).unwrap(), pattern(i, 5000));
     }
     assert!(proxy.faults() >= 4, "faults injected: {}", proxy.faults());
+    let sent = b.wire_stats();
+    assert!(
+        sent.put + sent.get >= 8 + proxy.faults(),
+        "SDK retries are counted: {sent:?}"
+    );
 }
 
 #[test]

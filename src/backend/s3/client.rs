@@ -1,6 +1,7 @@
 //! Building the aws-sdk-s3 client from `S3Options`: HTTP client (rustls/ring), credential and
 //! region chain, endpoint and addressing style, checksums, SDK retries and timeouts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -11,6 +12,7 @@ use aws_sdk_s3::config::{
 };
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
+use super::metrics::{CountRequests, WireCounters};
 use super::options::S3Options;
 use crate::backend::BResult;
 
@@ -39,7 +41,11 @@ pub(super) fn endpoint(opts: &S3Options) -> Option<String> {
 }
 
 /// Build the client. Sends no request except what the region/credential chain may need.
-pub(super) async fn build(opts: &S3Options) -> BResult<aws_sdk_s3::Client> {
+/// Every request attempt is counted into `counters`.
+pub(super) async fn build(
+    opts: &S3Options,
+    counters: Arc<WireCounters>,
+) -> BResult<aws_sdk_s3::Client> {
     let http = aws_smithy_http_client::Builder::new()
         .pool_max_idle_per_host(opts.connections.max(1))
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -78,7 +84,9 @@ pub(super) async fn build(opts: &S3Options) -> BResult<aws_sdk_s3::Client> {
     if let Some(e) = endpoint {
         conf = conf.endpoint_url(e);
     }
-    conf = conf.force_path_style(path_style);
+    conf = conf
+        .force_path_style(path_style)
+        .interceptor(CountRequests(counters));
     if opts.checksum_when_required {
         conf = conf
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)

@@ -10,22 +10,25 @@
 
 mod client;
 mod errors;
+mod metrics;
 mod ops;
 mod options;
 mod upload;
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use tokio::runtime::Runtime;
 
-use super::{BResult, Backend, BackendError, Kind, Temperature};
+use super::{BResult, Backend, BackendError, Kind, RequestStats, Temperature};
 
 pub use options::{S3Credentials, S3Options, MAX_PARTS, MIN_PART_SIZE};
 
 /// A repository in an S3 bucket. Cheap to share between threads (`&self` everywhere).
 pub struct S3Backend {
     inner: ops::Inner,
+    counters: Arc<metrics::WireCounters>,
     /// Always `Some` until drop (taken there to shut down without blocking).
     rt: Option<Runtime>,
 }
@@ -51,7 +54,8 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| BackendError::Other(format!("cannot start the S3 runtime: {e}")))?;
-        let client = rt.block_on(client::build(&opts))?;
+        let counters = Arc::new(metrics::WireCounters::default());
+        let client = rt.block_on(client::build(&opts, counters.clone()))?;
         let inner = ops::Inner {
             client,
             opts,
@@ -59,6 +63,7 @@ impl S3Backend {
         };
         Ok(S3Backend {
             inner,
+            counters,
             rt: Some(rt),
         })
     }
@@ -78,6 +83,13 @@ impl S3Backend {
         self.inner
             .conditional_put
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// HTTP requests actually sent so far (every SDK attempt, multipart part and fallback
+    /// HEAD), by billing class, with request and response body bytes. `Counting` around the
+    /// backend counts backend calls instead; the difference is retries and multipart overhead.
+    pub fn wire_stats(&self) -> RequestStats {
+        self.counters.snapshot()
     }
 
     fn block_on<F: Future>(&self, f: F) -> BResult<F::Output> {
