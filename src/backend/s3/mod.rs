@@ -10,7 +10,6 @@
 
 mod client;
 mod errors;
-mod metrics;
 mod ops;
 mod options;
 mod upload;
@@ -28,7 +27,7 @@ pub use options::{S3Credentials, S3Options, MAX_PARTS, MIN_PART_SIZE};
 /// A repository in an S3 bucket. Cheap to share between threads (`&self` everywhere).
 pub struct S3Backend {
     inner: ops::Inner,
-    counters: Arc<metrics::WireCounters>,
+    counters: Arc<client::WireCounters>,
     /// Always `Some` until drop (taken there to shut down without blocking).
     rt: Option<Runtime>,
 }
@@ -54,7 +53,7 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| BackendError::Other(format!("cannot start the S3 runtime: {e}")))?;
-        let counters = Arc::new(metrics::WireCounters::default());
+        let counters = Arc::new(client::WireCounters::default());
         let client = rt.block_on(client::build(&opts, counters.clone()))?;
         let inner = ops::Inner {
             client,
