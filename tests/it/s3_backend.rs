@@ -198,3 +198,19 @@ fn s3_inside_async_runtime_is_an_error_not_a_panic() {
         drop(outside); // dropping inside a runtime must not panic either
     });
 }
+
+#[test]
+fn s3_endpoint_without_region_needs_no_region_lookup() {
+    let server = start();
+    let opts = S3Options {
+        region: None,
+        ..server.options(&server.bucket("noregion"))
+    };
+    let started = std::time::Instant::now();
+    let b = backend_with(opts);
+    b.put(Kind::Key, &hex_name(1), b"k", Temperature::Hot)
+        .unwrap();
+    assert_eq!(b.list(Kind::Key).unwrap(), vec![(hex_name(1), 1)]);
+    // No instance-metadata probe (it would take seconds off EC2).
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -67,8 +70,16 @@ pub(super) async fn build(
         .http_client(http)
         .retry_config(retry)
         .timeout_config(timeouts);
+    let endpoint = endpoint(opts);
     if let Some(region) = &opts.region {
         loader = loader.region(Region::new(region.clone()));
+    } else if endpoint.is_some() {
+        // S3-compatible services rarely care about the region: skip the instance-metadata
+        // probe of the default chain, which costs seconds on machines outside EC2.
+        let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::new())
+            .or_else(Region::new(DEFAULT_REGION));
+        loader = loader.region(chain);
     }
     if let Some(c) = &opts.credentials {
         let creds = Credentials::new(
@@ -86,7 +97,6 @@ pub(super) async fn build(
     if sdk.region().is_none() {
         conf = conf.region(Region::new(DEFAULT_REGION));
     }
-    let endpoint = endpoint(opts);
     let path_style = opts.path_style || endpoint.is_some();
     if let Some(e) = endpoint {
         conf = conf.endpoint_url(e);
