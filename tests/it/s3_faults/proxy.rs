@@ -27,6 +27,8 @@ struct State {
     max_faults: AtomicU64,
     /// Answer 501 to any request carrying `If-None-Match`.
     reject_conditional: AtomicBool,
+    /// Answer 404 to every HEAD (a stale view: objects seem missing until written).
+    hide_heads: AtomicBool,
     requests: AtomicU64,
     faults: AtomicU64,
     conditional_seen: AtomicU64,
@@ -72,6 +74,10 @@ impl FaultProxy {
 
     pub fn reject_conditional(&self, on: bool) {
         self.state.reject_conditional.store(on, SeqCst);
+    }
+
+    pub fn hide_heads(&self, on: bool) {
+        self.state.hide_heads.store(on, SeqCst);
     }
 
     pub fn faults(&self) -> u64 {
@@ -162,6 +168,12 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, st: &State) -> io::Result
         st.conditional_seen.fetch_add(1, SeqCst);
     }
     let drain = |client: &mut TcpStream| io::copy(&mut client.take(remaining), &mut io::sink());
+    if head.starts_with("HEAD ") && st.hide_heads.load(SeqCst) {
+        client.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return client.shutdown(Shutdown::Both);
+    }
     if conditional && st.reject_conditional.load(SeqCst) {
         drain(&mut client)?;
         let msg = "A header you provided implies functionality that is not implemented";
