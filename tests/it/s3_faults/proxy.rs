@@ -29,6 +29,8 @@ struct State {
     reject_conditional: AtomicBool,
     /// Answer 404 to every HEAD (a stale view: objects seem missing until written).
     hide_heads: AtomicBool,
+    /// Set on drop; the accept loop ends at the next connection.
+    stopped: AtomicBool,
     requests: AtomicU64,
     faults: AtomicU64,
     conditional_seen: AtomicU64,
@@ -36,24 +38,33 @@ struct State {
 
 pub struct FaultProxy {
     pub endpoint: String,
+    addr: SocketAddr,
     state: Arc<State>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: SocketAddr) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let endpoint = format!("http://{addr}");
         let state = Arc::new(State::default());
         let st = state.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if st.stopped.load(SeqCst) {
+                    break;
+                }
                 let st = st.clone();
                 std::thread::spawn(move || {
                     let _ = handle(client, upstream, &st);
                 });
             }
         });
-        FaultProxy { endpoint, state }
+        FaultProxy {
+            endpoint,
+            addr,
+            state,
+        }
     }
 
     /// Inject `rotation` (in turn) into every `every`-th request from now on; 0 turns it off.
@@ -86,6 +97,13 @@ impl FaultProxy {
 
     pub fn conditional_seen(&self) -> u64 {
         self.state.conditional_seen.load(SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.state.stopped.store(true, SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop so it sees the flag
     }
 }
 
