@@ -7,6 +7,11 @@
 //! (`backend::retry`) wraps whole backend operations with longer, jittered backoff for outages
 //! lasting seconds. Timeouts (connect 10 s, each attempt 5 min) make sure a dropped
 //! connection surfaces as a transient error instead of hanging.
+//!
+//! Typical stack (outermost first): `Counting<Retry<S3Backend>>`, built as
+//! `Counting::new(Retry::new(S3Backend::new(S3Options::from_url(url)?)?))`. Request summaries
+//! can show both `Counting::stats()` (backend calls) and `S3Backend::wire_stats()` (HTTP
+//! requests, including SDK retries and multipart parts).
 
 mod client;
 mod errors;
