@@ -26,12 +26,20 @@ fn multipart_round_trip(checksum_when_required: bool) {
     let len = 3 * MIN_PART_SIZE as usize + 12_345;
     let data = pattern(7, len);
     let name = hex_name(7);
+    let before = b.wire_stats();
     b.put(Kind::Pack, &name, &data, Temperature::Cold).unwrap();
+    let sent = b.wire_stats().since(&before);
+    // HEAD (exists?), create, 4 parts, complete, HEAD (size check).
+    assert_eq!((sent.put, sent.head, sent.get), (6, 2, 0), "{sent:?}");
+    assert!(sent.bytes_up >= len as u64, "{sent:?}");
     assert_eq!(b.stat(Kind::Pack, &name).unwrap(), Some(len as u64));
+    let before = b.wire_stats();
     assert!(
         b.get(Kind::Pack, &name).unwrap() == data,
         "multipart object round-trips exactly"
     );
+    let got = b.wire_stats().since(&before);
+    assert_eq!((got.get, got.bytes_down), (1, len as u64), "{got:?}");
     // A range across the first part boundary.
     let off = MIN_PART_SIZE - 100;
     assert_eq!(
@@ -189,4 +197,20 @@ fn s3_inside_async_runtime_is_an_error_not_a_panic() {
         assert!(e.to_string().contains("async runtime"), "{e}");
         drop(outside); // dropping inside a runtime must not panic either
     });
+}
+
+#[test]
+fn s3_endpoint_without_region_needs_no_region_lookup() {
+    let server = start();
+    let opts = S3Options {
+        region: None,
+        ..server.options(&server.bucket("noregion"))
+    };
+    let started = std::time::Instant::now();
+    let b = backend_with(opts);
+    b.put(Kind::Key, &hex_name(1), b"k", Temperature::Hot)
+        .unwrap();
+    assert_eq!(b.list(Kind::Key).unwrap(), vec![(hex_name(1), 1)]);
+    // No instance-metadata probe (it would take seconds off EC2).
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }

@@ -200,6 +200,11 @@ fn s3_sdk_retries_alone_ride_out_dropped_connections() {
         assert_eq!(b.get(Kind::Index, &hex_name(i)).unwrap(), pattern(i, 5000));
     }
     assert!(proxy.faults() >= 4, "faults injected: {}", proxy.faults());
+    let sent = b.wire_stats();
+    assert!(
+        sent.put + sent.get >= 8 + proxy.faults(),
+        "SDK retries are counted: {sent:?}"
+    );
 }
 
 #[test]
@@ -244,21 +249,58 @@ fn s3_retry_restarts_failed_multipart_uploads() {
     let b = Retry::with_policy(S3Backend::new(opts).unwrap(), policy);
     let data = pattern(77, 3 * MIN_PART_SIZE as usize + 1);
 
-    // Request 1 creates the upload, 2–5 are the parts: one part answers 503 once, the upload is
-    // aborted and the retry uploads everything again.
+    // Request 1 checks for the object, 2 creates the upload, 3–6 are the parts: one part
+    // answers 503 once, the upload is aborted and the retry uploads everything again.
     proxy.set_faults_limited(3, &[Fault::SlowDown], 1);
     b.put(Kind::Pack, &hex_name(1), &data, Temperature::Cold)
         .unwrap();
     assert_eq!((proxy.faults(), b.retries()), (1, 1));
     assert!(b.get(Kind::Pack, &hex_name(1)).unwrap() == data);
 
-    // Request 6 completes the upload: the object is stored but the answer is lost, so the
-    // retry's conditional completion finds it (AlreadyExists, which callers take as success).
-    proxy.set_faults_limited(6, &[Fault::DropResponse], 1);
+    // Request 7 completes the upload: the object is stored but the answer is lost, so the
+    // retry finds it (AlreadyExists, which callers take as success).
+    proxy.set_faults_limited(7, &[Fault::DropResponse], 1);
     match b.put(Kind::Pack, &hex_name(2), &data, Temperature::Cold) {
         Ok(()) | Err(BackendError::AlreadyExists { .. }) => {}
         Err(e) => panic!("{e}"),
     }
     assert_eq!(proxy.faults(), 2);
     assert!(b.get(Kind::Pack, &hex_name(2)).unwrap() == data);
+}
+
+#[test]
+fn s3_conditional_multipart_completion_never_overwrites() {
+    let server = start();
+    let proxy = FaultProxy::start(server.addr);
+    let opts = S3Options {
+        multipart_threshold: 6 << 20,
+        multipart_part_size: MIN_PART_SIZE,
+        ..via_proxy(server, &proxy, "mprace")
+    };
+    let direct = S3Backend::new(S3Options {
+        endpoint: Some(server.endpoint.clone()),
+        ..opts.clone()
+    })
+    .unwrap();
+    let first = pattern(1, 2 * MIN_PART_SIZE as usize + 5);
+    direct
+        .put(Kind::Pack, &hex_name(1), &first, Temperature::Cold)
+        .unwrap();
+    // The HEAD before the upload sees nothing (as if another writer raced us), so only the
+    // conditional CompleteMultipartUpload stands between the upload and an overwrite.
+    proxy.hide_heads(true);
+    let b = S3Backend::new(opts).unwrap();
+    let second = pattern(2, first.len());
+    let e = b
+        .put(Kind::Pack, &hex_name(1), &second, Temperature::Cold)
+        .unwrap_err();
+    assert!(e.is_already_exists(), "{e}");
+    assert!(b.uses_conditional_put());
+    proxy.hide_heads(false);
+    assert!(
+        b.get(Kind::Pack, &hex_name(1)).unwrap() == first,
+        "not overwritten"
+    );
+    // The upload was aborted after the refusal: create, 3 parts, complete, abort.
+    assert_eq!(b.wire_stats().delete, 1, "{:?}", b.wire_stats());
 }

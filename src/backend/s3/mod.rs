@@ -7,6 +7,11 @@
 //! (`backend::retry`) wraps whole backend operations with longer, jittered backoff for outages
 //! lasting seconds. Timeouts (connect 10 s, each attempt 5 min) make sure a dropped
 //! connection surfaces as a transient error instead of hanging.
+//!
+//! Typical stack (outermost first): `Counting<Retry<S3Backend>>`, built as
+//! `Counting::new(Retry::new(S3Backend::new(S3Options::from_url(url)?)?))`. Request summaries
+//! can show both `Counting::stats()` (backend calls) and `S3Backend::wire_stats()` (HTTP
+//! requests, including SDK retries and multipart parts).
 
 mod client;
 mod errors;
@@ -16,16 +21,18 @@ mod upload;
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use tokio::runtime::Runtime;
 
-use super::{BResult, Backend, BackendError, Kind, Temperature};
+use super::{BResult, Backend, BackendError, Kind, RequestStats, Temperature};
 
 pub use options::{S3Credentials, S3Options, MAX_PARTS, MIN_PART_SIZE};
 
 /// A repository in an S3 bucket. Cheap to share between threads (`&self` everywhere).
 pub struct S3Backend {
     inner: ops::Inner,
+    counters: Arc<client::WireCounters>,
     /// Always `Some` until drop (taken there to shut down without blocking).
     rt: Option<Runtime>,
 }
@@ -51,7 +58,8 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| BackendError::Other(format!("cannot start the S3 runtime: {e}")))?;
-        let client = rt.block_on(client::build(&opts))?;
+        let counters = Arc::new(client::WireCounters::default());
+        let client = rt.block_on(client::build(&opts, counters.clone()))?;
         let inner = ops::Inner {
             client,
             opts,
@@ -59,6 +67,7 @@ impl S3Backend {
         };
         Ok(S3Backend {
             inner,
+            counters,
             rt: Some(rt),
         })
     }
@@ -78,6 +87,13 @@ impl S3Backend {
         self.inner
             .conditional_put
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// HTTP requests actually sent so far (every SDK attempt, multipart part and fallback
+    /// HEAD), by billing class, with request and response body bytes. `Counting` around the
+    /// backend counts backend calls instead; the difference is retries and multipart overhead.
+    pub fn wire_stats(&self) -> RequestStats {
+        self.counters.snapshot()
     }
 
     fn block_on<F: Future>(&self, f: F) -> BResult<F::Output> {

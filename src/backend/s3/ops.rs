@@ -277,34 +277,50 @@ impl Inner {
                 .send()
                 .await
                 .map_err(|e| sdk_error(kind, first, "DeleteObjects", e))?;
-            let failed: Vec<_> = out
-                .errors()
-                .iter()
-                .filter(|e| e.code() != Some("NoSuchKey"))
-                .collect();
-            if let Some(e) = failed.first() {
-                let transient = failed
-                    .iter()
-                    .all(|e| classify(None, e.code()) == Class::Transient);
-                let key = e.key().unwrap_or_default();
-                let name = key.rsplit('/').next().unwrap_or(key);
-                let detail = format!(
-                    "{} of {} keys not deleted, e.g. {key}: {}: {}",
-                    failed.len(),
-                    batch.len(),
-                    e.code().unwrap_or("?"),
-                    e.message().unwrap_or("")
-                );
-                let class = if transient {
-                    Class::Transient
-                } else {
-                    Class::Permanent
-                };
-                return Err(Failure::new(class, detail).into_backend(kind, name, "DeleteObjects"));
+            if let Some(e) = delete_failure(kind, batch.len(), out.errors()) {
+                return Err(e);
             }
         }
         Ok(())
     }
+}
+
+/// The error for the per-key failures of one DeleteObjects batch (missing keys are fine):
+/// named after the first failed object, listing up to five, transient only if all are.
+fn delete_failure(
+    kind: Kind,
+    batch_len: usize,
+    errors: &[aws_sdk_s3::types::Error],
+) -> Option<BackendError> {
+    let failed: Vec<_> = errors
+        .iter()
+        .filter(|e| e.code() != Some("NoSuchKey"))
+        .collect();
+    let first = failed.first()?;
+    let classes: Vec<Class> = failed.iter().map(|e| classify(None, e.code())).collect();
+    let class = if classes.iter().all(|c| *c == Class::Transient) {
+        Class::Transient
+    } else if classes.contains(&Class::Denied) {
+        Class::Denied
+    } else {
+        Class::Permanent
+    };
+    let key = first.key().unwrap_or_default();
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let examples: Vec<String> = failed
+        .iter()
+        .take(5)
+        .map(|e| {
+            let (k, c) = (e.key().unwrap_or("?"), e.code().unwrap_or("?"));
+            format!("{k}: {c}: {}", e.message().unwrap_or(""))
+        })
+        .collect();
+    let detail = format!(
+        "{} of {batch_len} keys not deleted: {}",
+        failed.len(),
+        examples.join("; ")
+    );
+    Some(Failure::new(class, detail).into_backend(kind, name, "DeleteObjects"))
 }
 
 /// The object name below a kind's folder, or None for anything that is not a plain object
@@ -337,5 +353,40 @@ mod tests {
         assert_eq!(object_name(Kind::Index, "ab12"), Some("ab12"));
         assert_eq!(object_name(Kind::Index, "x/ab12"), None);
         assert_eq!(object_name(Kind::Index, ""), None);
+    }
+
+    fn key_error(key: &str, code: &str) -> aws_sdk_s3::types::Error {
+        aws_sdk_s3::types::Error::builder()
+            .key(key)
+            .code(code)
+            .message("m")
+            .build()
+    }
+
+    #[test]
+    fn delete_failures_are_reported_per_key() {
+        assert!(
+            delete_failure(Kind::Pack, 3, &[key_error("r/data/ab/ab1", "NoSuchKey")]).is_none()
+        );
+        let errs = [
+            key_error("r/data/ab/ab1", "SlowDown"),
+            key_error("r/data/cd/cd2", "InternalError"),
+        ];
+        let e = delete_failure(Kind::Pack, 3, &errs).unwrap();
+        assert!(e.is_transient());
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("pack/ab1:") && msg.contains("2 of 3") && msg.contains("cd2"),
+            "{msg}"
+        );
+        let errs = [
+            key_error("r/data/ab/ab1", "SlowDown"),
+            key_error("r/data/cd/cd2", "AccessDenied"),
+        ];
+        let e = delete_failure(Kind::Pack, 2, &errs).unwrap();
+        assert!(
+            !e.is_transient() && e.to_string().contains("access denied"),
+            "{e}"
+        );
     }
 }

@@ -103,7 +103,9 @@ impl Inner {
         temp: Temperature,
     ) -> BResult<()> {
         let op = "PUT (multipart)";
-        if !self.conditional_put.load(Relaxed) && self.stat(kind, name).await?.is_some() {
+        // One HEAD first: uploading many MiB only to learn at completion that the object
+        // exists wastes bandwidth. Completion stays conditional, so racing writers are safe.
+        if self.stat(kind, name).await?.is_some() {
             return Err(BackendError::AlreadyExists {
                 kind,
                 name: name.to_string(),

@@ -27,6 +27,10 @@ struct State {
     max_faults: AtomicU64,
     /// Answer 501 to any request carrying `If-None-Match`.
     reject_conditional: AtomicBool,
+    /// Answer 404 to every HEAD (a stale view: objects seem missing until written).
+    hide_heads: AtomicBool,
+    /// Set on drop; the accept loop ends at the next connection.
+    stopped: AtomicBool,
     requests: AtomicU64,
     faults: AtomicU64,
     conditional_seen: AtomicU64,
@@ -34,24 +38,33 @@ struct State {
 
 pub struct FaultProxy {
     pub endpoint: String,
+    addr: SocketAddr,
     state: Arc<State>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: SocketAddr) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let endpoint = format!("http://{addr}");
         let state = Arc::new(State::default());
         let st = state.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if st.stopped.load(SeqCst) {
+                    break;
+                }
                 let st = st.clone();
                 std::thread::spawn(move || {
                     let _ = handle(client, upstream, &st);
                 });
             }
         });
-        FaultProxy { endpoint, state }
+        FaultProxy {
+            endpoint,
+            addr,
+            state,
+        }
     }
 
     /// Inject `rotation` (in turn) into every `every`-th request from now on; 0 turns it off.
@@ -74,12 +87,23 @@ impl FaultProxy {
         self.state.reject_conditional.store(on, SeqCst);
     }
 
+    pub fn hide_heads(&self, on: bool) {
+        self.state.hide_heads.store(on, SeqCst);
+    }
+
     pub fn faults(&self) -> u64 {
         self.state.faults.load(SeqCst)
     }
 
     pub fn conditional_seen(&self) -> u64 {
         self.state.conditional_seen.load(SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.state.stopped.store(true, SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop so it sees the flag
     }
 }
 
@@ -162,6 +186,12 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, st: &State) -> io::Result
         st.conditional_seen.fetch_add(1, SeqCst);
     }
     let drain = |client: &mut TcpStream| io::copy(&mut client.take(remaining), &mut io::sink());
+    if head.starts_with("HEAD ") && st.hide_heads.load(SeqCst) {
+        client.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return client.shutdown(Shutdown::Both);
+    }
     if conditional && st.reject_conditional.load(SeqCst) {
         drain(&mut client)?;
         let msg = "A header you provided implies functionality that is not implemented";
