@@ -94,6 +94,18 @@ pub enum Command {
         /// The object id (not needed for config)
         id: Option<String>,
     },
+    /// Remove snapshots by retention policy or id (and with --prune their data)
+    Forget(super::prune_args::ForgetArgs),
+    /// Delete data no snapshot needs, without blocking running backups (two phases)
+    Prune(super::prune_args::PruneArgs),
+    /// forget --prune in one command (use --dry-run to preview)
+    Cleanup(super::prune_args::ForgetArgs),
+    /// Change the tags of snapshots
+    Tag(super::prune_args::TagArgs),
+    /// Protect snapshots from forget (adds the tag `protected`)
+    Protect { snapshots: Vec<String> },
+    /// Remove the protection of snapshots
+    Unprotect { snapshots: Vec<String> },
 }
 
 #[derive(Args, Debug)]

@@ -35,10 +35,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Check(a) => check_cmd(g, a),
         Command::Key { action } => key(g, action),
         Command::Cat { kind, id } => cat(g, &kind, id.as_deref()),
+        Command::Forget(a) => super::prune_cmds::forget(g, a, false),
+        Command::Prune(a) => super::prune_cmds::prune(g, a),
+        Command::Cleanup(a) => super::prune_cmds::forget(g, a, true),
+        Command::Tag(a) => super::prune_cmds::tag(g, a),
+        Command::Protect { snapshots } => super::prune_cmds::protect(g, &snapshots, true),
+        Command::Unprotect { snapshots } => super::prune_cmds::protect(g, &snapshots, false),
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(super) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string(v)?);
     Ok(())
 }

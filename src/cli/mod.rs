@@ -3,6 +3,8 @@
 pub mod args;
 mod commands;
 mod progress;
+mod prune_args;
+mod prune_cmds;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -71,6 +71,37 @@ impl Repository {
         Ok(())
     }
 
+    /// Write an index object listing `packs` that replaces the objects in `supersedes` (prune).
+    /// A superseding object is not recorded in the local cache, so the next `sync_index` (of
+    /// this or any process sharing the cache) sees it as new and rebuilds without the old ones.
+    pub fn write_index(&self, packs: Vec<IndexPack>, supersedes: Vec<Id>) -> Result<String> {
+        let key = &self.codec().keys().meta;
+        if supersedes.is_empty() {
+            return write_index_object(self.backend(), key, self.index(), packs, supersedes);
+        }
+        let bytes = IndexObject { supersedes, packs }.encode(key);
+        let name = Id::of_object(&bytes).to_hex();
+        match self
+            .backend()
+            .put(Kind::Index, &name, &bytes, Temperature::Hot)
+        {
+            Err(e) if e.is_already_exists() => {}
+            other => other?,
+        }
+        Ok(name)
+    }
+
+    /// Rebuild the local index from the repository's current index objects.
+    pub fn rebuild_local_index(&self) -> Result<()> {
+        let listed: HashSet<String> = self
+            .backend()
+            .list(Kind::Index)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        self.rebuild_index(&listed)
+    }
+
     fn rebuild_index(&self, listed: &HashSet<String>) -> Result<()> {
         self.index().clear()?;
         let mut superseded = HashSet::new();

@@ -4,6 +4,7 @@
 
 mod index_sync;
 pub mod keys;
+pub mod session;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -102,6 +102,15 @@ pub fn backup(
         v.dedup();
         v
     };
+    // Announce this backup before reading the index (gc.md §3): a prune that does not see the
+    // session has already published its new index, which the sync below then picks up.
+    let session = if opts.dry_run {
+        None
+    } else {
+        let s = repo.start_session()?;
+        repo.sync_index()?;
+        Some(s)
+    };
     let parent = match opts.parent {
         Some(id) => Some((id, repo.load_snapshot(&id)?)),
         None => find_parent(repo, &hostname, &path_strings)?,
@@ -163,8 +172,10 @@ pub fn backup(
         }),
         signature: Vec::new(),
     };
-    if !opts.dry_run {
+    if let Some(session) = session {
+        session.ensure_fresh()?;
         summary.snapshot_id = Some(repo.save_snapshot(&snapshot)?.to_hex());
+        session.end()?;
     }
     let requests = repo.request_stats().since(&requests_before);
     summary.bytes_up = requests.bytes_up;
