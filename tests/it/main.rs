@@ -1,1 +1,2 @@
-
+mod format_props;
+mod vectors;
