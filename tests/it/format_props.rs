@@ -50,16 +50,32 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
 
 /// A safe name (§7.3): non-empty, no `/` or NUL, not `.` or `..`; otherwise arbitrary bytes.
 fn safe_name() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0), 1..24)
-        .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+    prop::collection::vec(
+        any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0),
+        1..24,
+    )
+    .prop_filter("not . or ..", |n| n != b"." && n != b"..")
 }
 
 /// Every other field of a node; the name is supplied separately.
 fn arb_node_body() -> impl Strategy<Value = Node> {
     (
-        (arb_node_kind(), any::<u32>(), any::<u32>(), any::<u32>(), ".{0,12}", ".{0,12}"),
+        (
+            arb_node_kind(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            ".{0,12}",
+            ".{0,12}",
+        ),
         (arb_ts(), arb_ts(), arb_ts()),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        ),
         (
             prop::collection::vec(arb_id(), 0..4),
             prop::option::of(arb_id()),
@@ -67,39 +83,51 @@ fn arb_node_body() -> impl Strategy<Value = Node> {
             prop::collection::vec((bytes(16), bytes(32)), 0..3),
         ),
     )
-        .prop_map(|((kind, mode, uid, gid, user, group), (mtime, atime, ctime), (size, inode, device, links, rdev), (content, subtree, link_target, xattrs))| Node {
-            name: Vec::new(),
-            kind,
-            mode,
-            uid,
-            gid,
-            user,
-            group,
-            mtime,
-            atime,
-            ctime,
-            size,
-            inode,
-            device,
-            links,
-            rdev,
-            content,
-            subtree,
-            link_target,
-            xattrs: xattrs.into_iter().map(|(name, value)| Xattr { name, value }).collect(),
-        })
+        .prop_map(
+            |(
+                (kind, mode, uid, gid, user, group),
+                (mtime, atime, ctime),
+                (size, inode, device, links, rdev),
+                (content, subtree, link_target, xattrs),
+            )| Node {
+                name: Vec::new(),
+                kind,
+                mode,
+                uid,
+                gid,
+                user,
+                group,
+                mtime,
+                atime,
+                ctime,
+                size,
+                inode,
+                device,
+                links,
+                rdev,
+                content,
+                subtree,
+                link_target,
+                xattrs: xattrs
+                    .into_iter()
+                    .map(|(name, value)| Xattr { name, value })
+                    .collect(),
+            },
+        )
 }
 
 fn arb_tree() -> impl Strategy<Value = Tree> {
-    prop::collection::btree_map(safe_name(), arb_node_body(), 0..8).prop_map(|m: BTreeMap<Vec<u8>, Node>| Tree {
-        nodes: m
-            .into_iter()
-            .map(|(name, mut node)| {
-                node.name = name;
-                node
-            })
-            .collect(),
-    })
+    prop::collection::btree_map(safe_name(), arb_node_body(), 0..8).prop_map(
+        |m: BTreeMap<Vec<u8>, Node>| Tree {
+            nodes: m
+                .into_iter()
+                .map(|(name, mut node)| {
+                    node.name = name;
+                    node
+                })
+                .collect(),
+        },
+    )
 }
 
 fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
@@ -120,34 +148,55 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
     });
     (
         (any::<i64>(), any::<i32>(), ".{0,16}", ".{0,16}"),
-        (prop::collection::vec(".{0,20}", 0..4), prop::collection::vec(".{0,8}", 0..4)),
-        (prop::option::of(arb_id()), arb_id(), prop::option::of(arb_id())),
+        (
+            prop::collection::vec(".{0,20}", 0..4),
+            prop::collection::vec(".{0,8}", 0..4),
+        ),
+        (
+            prop::option::of(arb_id()),
+            arb_id(),
+            prop::option::of(arb_id()),
+        ),
         (".{0,16}", prop::option::of(summary), bytes(8)),
     )
-        .prop_map(|((time_ns, tz_offset_s, hostname, username), (paths, tags), (parent, tree, original), (program_version, summary, signature))| Snapshot {
-            time_ns,
-            tz_offset_s,
-            hostname,
-            username,
-            paths,
-            tags,
-            parent,
-            tree,
-            original,
-            program_version,
-            summary,
-            signature,
-        })
+        .prop_map(
+            |(
+                (time_ns, tz_offset_s, hostname, username),
+                (paths, tags),
+                (parent, tree, original),
+                (program_version, summary, signature),
+            )| Snapshot {
+                time_ns,
+                tz_offset_s,
+                hostname,
+                username,
+                paths,
+                tags,
+                parent,
+                tree,
+                original,
+                program_version,
+                summary,
+                signature,
+            },
+        )
 }
 
 fn arb_entry() -> impl Strategy<Value = PackEntry> {
-    (arb_kind(), arb_id(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(kind, id, offset, length, raw_length)| PackEntry {
-        kind,
-        id,
-        offset: offset / 2,
-        length: length / 2,
-        raw_length,
-    })
+    (
+        arb_kind(),
+        arb_id(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(|(kind, id, offset, length, raw_length)| PackEntry {
+            kind,
+            id,
+            offset: offset / 2,
+            length: length / 2,
+            raw_length,
+        })
 }
 
 fn arb_index() -> impl Strategy<Value = IndexObject> {
@@ -157,18 +206,28 @@ fn arb_index() -> impl Strategy<Value = IndexObject> {
     )
         .prop_map(|(supersedes, packs)| IndexObject {
             supersedes,
-            packs: packs.into_iter().map(|(pack, entries)| IndexPack { pack, entries }).collect(),
+            packs: packs
+                .into_iter()
+                .map(|(pack, entries)| IndexPack { pack, entries })
+                .collect(),
         })
 }
 
 /// Valid chunker parameters: even sizes within fastcdc's ranges, min ≤ avg ≤ max.
 fn arb_chunker_params() -> impl Strategy<Value = ChunkerParams> {
-    (32u32..=524_288, 0u32..=1_048_576, 0u32..=2_097_152, 0u8..=3).prop_map(|(a, b, c, normalization)| {
-        let min_size = 2 * a;
-        let avg_size = (2 * b).clamp(min_size.max(256), 4_194_304);
-        let max_size = (2 * c).clamp(avg_size.max(1024), 16 << 20);
-        ChunkerParams { min_size, avg_size, max_size, normalization }
-    })
+    (32u32..=524_288, 0u32..=1_048_576, 0u32..=2_097_152, 0u8..=3).prop_map(
+        |(a, b, c, normalization)| {
+            let min_size = 2 * a;
+            let avg_size = (2 * b).clamp(min_size.max(256), 4_194_304);
+            let max_size = (2 * c).clamp(avg_size.max(1024), 16 << 20);
+            ChunkerParams {
+                min_size,
+                avg_size,
+                max_size,
+                normalization,
+            }
+        },
+    )
 }
 
 /// Small valid chunker parameters, so a few hundred KiB hold many chunks.
@@ -177,14 +236,22 @@ fn small_chunker_params() -> impl Strategy<Value = ChunkerParams> {
         let min_size = 2 * a;
         let avg_size = (min_size.max(256) + 2 * b).min(4096);
         let max_size = avg_size.max(1024) + 2 * c;
-        ChunkerParams { min_size, avg_size, max_size, normalization }
+        ChunkerParams {
+            min_size,
+            avg_size,
+            max_size,
+            normalization,
+        }
     })
 }
 
 /// Deterministic pseudo-random data (BLAKE3 XOF), cheaper to shrink than a random Vec.
 fn random_data(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
-    blake3::Hasher::new().update(&seed.to_le_bytes()).finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 
@@ -454,8 +521,21 @@ mod regressions {
     #[test]
     fn pack_header_data_section_beyond_u32() {
         // Offsets are u32 (format-spec §5 rule 7): a header whose blobs sum past 4 GiB is refused.
-        let e = PackEntry { kind: BlobKind::Data, id: Id([0; 32]), offset: 0, length: u32::MAX, raw_length: 0 };
-        let entries = vec![e, PackEntry { offset: 0, length: 41, ..e }];
+        let e = PackEntry {
+            kind: BlobKind::Data,
+            id: Id([0; 32]),
+            offset: 0,
+            length: u32::MAX,
+            raw_length: 0,
+        };
+        let entries = vec![
+            e,
+            PackEntry {
+                offset: 0,
+                length: 41,
+                ..e
+            },
+        ];
         let plain = pack::encode_header(&entries);
         assert!(pack::decode_header(&plain, u64::from(u32::MAX) + 41).is_err());
     }

@@ -54,7 +54,11 @@ fn h(b: &[u8]) -> String {
 }
 
 fn unh(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"))).expect("valid hex")
+    hex::decode(
+        v.as_str()
+            .unwrap_or_else(|| panic!("not a hex string: {v}")),
+    )
+    .expect("valid hex")
 }
 
 fn id_of(v: &Value) -> Id {
@@ -81,7 +85,10 @@ fn keys_json() -> Value {
     let mk = master_bytes();
     let mut subkeys = serde_json::Map::new();
     for (name, ctx) in CONTEXTS {
-        subkeys.insert(name.to_string(), json!({ "context": ctx, "key": h(&blake3::derive_key(ctx, &mk)) }));
+        subkeys.insert(
+            name.to_string(),
+            json!({ "context": ctx, "key": h(&blake3::derive_key(ctx, &mk)) }),
+        );
     }
     let seed = subkeys_seed();
     json!({
@@ -101,7 +108,10 @@ fn sample_plaintexts() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("empty", Vec::new()),
         ("abc", b"abc".to_vec()),
-        ("bytes_0_to_999_mod_251", (0..1000u32).map(|i| (i % 251) as u8).collect()),
+        (
+            "bytes_0_to_999_mod_251",
+            (0..1000u32).map(|i| (i % 251) as u8).collect(),
+        ),
     ]
 }
 
@@ -127,11 +137,28 @@ fn blob_ids_json() -> Value {
 
 /// The blobs of blobs.json: (name, kind, zstd level, plaintext, nonce number).
 fn blob_inputs() -> Vec<(&'static str, BlobKind, i32, Vec<u8>, u8)> {
-    let compressible: Vec<u8> = b"backup-to-s3 ".iter().copied().cycle().take(64 << 10).collect();
+    let compressible: Vec<u8> = b"backup-to-s3 "
+        .iter()
+        .copied()
+        .cycle()
+        .take(64 << 10)
+        .collect();
     let mut tree = vector_tree();
     vec![
-        ("data_uncompressed", BlobKind::Data, 0, b"hello, world\n".to_vec(), 1),
-        ("data_incompressible_at_level_3", BlobKind::Data, 3, b"abc".to_vec(), 2),
+        (
+            "data_uncompressed",
+            BlobKind::Data,
+            0,
+            b"hello, world\n".to_vec(),
+            1,
+        ),
+        (
+            "data_incompressible_at_level_3",
+            BlobKind::Data,
+            3,
+            b"abc".to_vec(),
+            2,
+        ),
         ("data_zstd", BlobKind::Data, 3, compressible, 3),
         ("tree_uncompressed", BlobKind::Tree, 0, tree.encode(), 4),
     ]
@@ -145,7 +172,12 @@ fn blobs_json() -> Value {
             let codec = Codec::new(keys.clone(), level);
             let blob_id = codec.id(&plain);
             let sealed = codec.seal_with_nonce(kind, blob_id, &plain, &nonce(n));
-            let payload = aead::open(keys.seal_key(kind), &blob_aad(kind, &blob_id), &sealed.sealed).expect("opens");
+            let payload = aead::open(
+                keys.seal_key(kind),
+                &blob_aad(kind, &blob_id),
+                &sealed.sealed,
+            )
+            .expect("opens");
             json!({
                 "name": name,
                 "kind": kind as u8,
@@ -185,7 +217,12 @@ fn config_json() -> Value {
     plain.extend(bincode_standard(&config));
     let mut object = CONFIG_MAGIC.to_vec();
     object.extend_from_slice(&1u32.to_le_bytes());
-    object.extend(seal_with_nonce(&keys.meta, &nonce(5), blob::AAD_CONFIG, &plain));
+    object.extend(seal_with_nonce(
+        &keys.meta,
+        &nonce(5),
+        blob::AAD_CONFIG,
+        &plain,
+    ));
     json!({
         "description": "format-spec §2.3: object = \"B2S3CONF\" ‖ u32le 1 ‖ Seal(metadata seal subkey, \"b2s3 v1 config\", 01 ‖ bincode(Config)).",
         "master_key": h(&master_bytes()),
@@ -216,17 +253,27 @@ fn argon2id(password: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> [u8; 32] {
     let params = argon2::Params::new(m, t, p, Some(32)).expect("params");
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = [0u8; 32];
-    a.hash_password_into(password, salt, &mut out).expect("argon2id");
+    a.hash_password_into(password, salt, &mut out)
+        .expect("argon2id");
     out
 }
 
 pub fn vector_keyfile() -> (KeyFile, [u8; 32], Vec<u8>) {
-    let params = KdfParams { m_cost: 8192, t_cost: 1, p_cost: 1 };
+    let params = KdfParams {
+        m_cost: 8192,
+        t_cost: 1,
+        p_cost: 1,
+    };
     let salt = keyfile_salt();
     let kek = argon2id(PASSWORD, &salt, params.m_cost, params.t_cost, params.p_cost);
     let mut payload = vec![1u8];
     payload.extend_from_slice(&master_bytes());
-    let sealed = seal_with_nonce(&SealKey::from_bytes(kek), &nonce(6), blob::AAD_KEY, &payload);
+    let sealed = seal_with_nonce(
+        &SealKey::from_bytes(kek),
+        &nonce(6),
+        blob::AAD_KEY,
+        &payload,
+    );
     let kf = KeyFile {
         version: 1,
         created: "2026-01-01T00:00:00Z".to_string(),
@@ -266,7 +313,10 @@ fn vector_pack() -> (Vec<u8>, Vec<PackEntry>, Vec<u8>, Vec<u8>) {
     let codec = Codec::new(keys.clone(), 0);
     let mut data = Vec::new();
     let mut entries = Vec::new();
-    for (i, plain) in [&b"first blob"[..], &b"second blob"[..]].into_iter().enumerate() {
+    for (i, plain) in [&b"first blob"[..], &b"second blob"[..]]
+        .into_iter()
+        .enumerate()
+    {
         let blob_id = codec.id(plain);
         let sealed = codec.seal_with_nonce(BlobKind::Data, blob_id, plain, &nonce(10 + i as u8));
         entries.push(PackEntry {
@@ -311,10 +361,19 @@ fn vector_index() -> IndexObject {
     IndexObject {
         supersedes: vec![id(0x11), id(0x22)],
         packs: vec![
-            IndexPack { pack: Id::of_object(&bytes), entries },
+            IndexPack {
+                pack: Id::of_object(&bytes),
+                entries,
+            },
             IndexPack {
                 pack: id(0x33),
-                entries: vec![PackEntry { kind: BlobKind::Tree, id: id(0x44), offset: 0, length: 300, raw_length: 1000 }],
+                entries: vec![PackEntry {
+                    kind: BlobKind::Tree,
+                    id: id(0x44),
+                    offset: 0,
+                    length: 300,
+                    raw_length: 1000,
+                }],
             },
         ],
     }
@@ -354,7 +413,10 @@ pub fn vector_tree() -> Tree {
     file.device = 0xfd01;
     file.links = 2;
     file.content = vec![id(0x01), id(0x02)];
-    file.xattrs = vec![Xattr { name: b"user.comment".to_vec(), value: b"\x00\xffbinary".to_vec() }];
+    file.xattrs = vec![Xattr {
+        name: b"user.comment".to_vec(),
+        value: b"\x00\xffbinary".to_vec(),
+    }];
     let mut dir = Node::new(b"dir".to_vec(), NodeKind::Dir);
     dir.mode = 0o1777;
     dir.subtree = Some(id(0x03));
@@ -371,7 +433,9 @@ pub fn vector_tree() -> Tree {
     let mut sock = Node::new("sock\u{e9}t".as_bytes().to_vec(), NodeKind::Socket);
     sock.uid = u32::MAX;
     sock.inode = u64::MAX;
-    Tree { nodes: vec![file, dir, link, chr, blk, fifo, sock] }
+    Tree {
+        nodes: vec![file, dir, link, chr, blk, fifo, sock],
+    }
 }
 
 fn node_json(n: &Node) -> Value {
@@ -455,7 +519,10 @@ const CHUNKER_BUFFER_KEY: &str = "backup-to-s3 v1 chunker test vector";
 /// string `CHUNKER_BUFFER_KEY`.
 pub fn chunker_buffer() -> Vec<u8> {
     let mut out = vec![0u8; CHUNKER_BUFFER_LEN];
-    blake3::Hasher::new().update(CHUNKER_BUFFER_KEY.as_bytes()).finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(CHUNKER_BUFFER_KEY.as_bytes())
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 
@@ -479,7 +546,10 @@ fn chunker_json() -> Value {
             })
             .collect()
     };
-    assert!(gear.iter().zip(gear_ls.iter()).all(|(g, l)| *l == g << 1), "GEAR_LS = GEAR << 1 (format-spec §3.4)");
+    assert!(
+        gear.iter().zip(gear_ls.iter()).all(|(g, l)| *l == g << 1),
+        "GEAR_LS = GEAR << 1 (format-spec §3.4)"
+    );
     json!({
         "description": "format-spec §3.4: buffer = first 8388608 bytes of the BLAKE3 XOF of the ASCII string in buffer_recipe; chunked with fastcdc 5.0.0 v2020 and the default parameters, with the vector key's chunker seed and, for reference, with seed 0 (the unkeyed gear table). gear_table is fastcdc's GEAR as hex u64; gear_table_blake3 hashes its 256 u64le values.",
         "master_key": h(&master_bytes()),
@@ -542,7 +612,10 @@ fn bincode_encode_example(ty: &str, value: &str) -> Vec<u8> {
         "String" => bincode_standard(&"h\u{e9}".to_string()),
         "Vec<u8>" => bincode_standard(&vec![1u8, 2, 3]),
         "NodeKind" => bincode_standard(&NodeKind::Socket),
-        "Tree" => Tree { nodes: vec![Node::new(b"a".to_vec(), NodeKind::File)] }.encode(),
+        "Tree" => Tree {
+            nodes: vec![Node::new(b"a".to_vec(), NodeKind::File)],
+        }
+        .encode(),
         other => panic!("no encoder for {other}"),
     }
 }
@@ -577,7 +650,9 @@ const FILES: [(&str, Generator); 11] = [
 ];
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("format-spec").join("vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("format-spec")
+        .join("vectors")
 }
 
 pub fn load(name: &str) -> Value {
@@ -588,7 +663,11 @@ pub fn load(name: &str) -> Value {
 
 /// Recompute `name` and compare with the committed file; returns the committed vectors.
 fn check(name: &str) -> Value {
-    let generate = FILES.iter().find(|(n, _)| *n == name).map(|(_, g)| *g).expect("known vector file");
+    let generate = FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, g)| *g)
+        .expect("known vector file");
     let committed = load(name);
     let computed = generate();
     if let (Some(a), Some(b)) = (committed.as_object(), computed.as_object()) {
@@ -596,7 +675,10 @@ fn check(name: &str) -> Value {
             assert_eq!(a.get(k), Some(v), "{name}.json: field {k:?} differs from the library's value (format change? see format-spec §12)");
         }
     }
-    assert_eq!(committed, computed, "{name}.json differs from the library's values");
+    assert_eq!(
+        committed, computed,
+        "{name}.json differs from the library's values"
+    );
     committed
 }
 
@@ -622,11 +704,23 @@ fn keys() {
     // The library's subkeys are the ones the spec derives.
     assert_eq!(*keys.chunk_id, sub("chunk_id"));
     assert_eq!(*keys.signing, sub("snapshot_signature"));
-    assert_eq!(keys.chunker_seed, u64::from_le_bytes(sub("chunker_seed")[..8].try_into().expect("8")));
-    assert_eq!(keys.chunker_seed.to_string(), v["chunker_seed"]["u64"].as_str().expect("str"));
+    assert_eq!(
+        keys.chunker_seed,
+        u64::from_le_bytes(sub("chunker_seed")[..8].try_into().expect("8"))
+    );
+    assert_eq!(
+        keys.chunker_seed.to_string(),
+        v["chunker_seed"]["u64"].as_str().expect("str")
+    );
     let probe = |k: &SealKey| seal_with_nonce(k, &nonce(0), b"probe", b"probe");
-    assert_eq!(probe(&keys.data), probe(&SealKey::from_bytes(sub("data_seal"))));
-    assert_eq!(probe(&keys.meta), probe(&SealKey::from_bytes(sub("metadata_seal"))));
+    assert_eq!(
+        probe(&keys.data),
+        probe(&SealKey::from_bytes(sub("data_seal")))
+    );
+    assert_eq!(
+        probe(&keys.meta),
+        probe(&SealKey::from_bytes(sub("metadata_seal")))
+    );
     assert_eq!(probe(keys.seal_key(BlobKind::Data)), probe(&keys.data));
     assert_eq!(probe(keys.seal_key(BlobKind::Tree)), probe(&keys.meta));
 }
@@ -637,7 +731,10 @@ fn blob_ids() {
     let chunk_id_key = blake3::derive_key("backup-to-s3 v1 chunk id", &master_bytes());
     for item in v["vectors"].as_array().expect("array") {
         let plain = unh(&item["plaintext"]);
-        assert_eq!(unh(&item["blob_id"]), blake3::keyed_hash(&chunk_id_key, &plain).as_bytes());
+        assert_eq!(
+            unh(&item["blob_id"]),
+            blake3::keyed_hash(&chunk_id_key, &plain).as_bytes()
+        );
         assert_eq!(unh(&item["object_name"]), blake3::hash(&plain).as_bytes());
     }
 }
@@ -658,28 +755,71 @@ fn blobs() {
         assert_eq!(unh(&item["aad"]), aad);
         // Sealing is deterministic given the nonce, whatever zstd produced.
         let n: [u8; 24] = unh(&item["nonce"]).try_into().expect("24-byte nonce");
-        assert_eq!(seal_with_nonce(keys.seal_key(kind), &n, &aad, &payload), sealed);
+        assert_eq!(
+            seal_with_nonce(keys.seal_key(kind), &n, &aad, &payload),
+            sealed
+        );
         assert_eq!(sealed.len(), payload.len() + 40);
         // Decode back through the codec (decompression, limits, id check).
-        let plain = Codec::new(keys.clone(), 0).open(kind, &blob_id, &sealed).expect("vector blob opens");
-        assert_eq!(Id::of_object(&plain).to_hex(), item["plaintext_blake3"].as_str().expect("str"));
-        assert_eq!(plain.len() as u64, item["plaintext_len"].as_u64().expect("len"));
+        let plain = Codec::new(keys.clone(), 0)
+            .open(kind, &blob_id, &sealed)
+            .expect("vector blob opens");
+        assert_eq!(
+            Id::of_object(&plain).to_hex(),
+            item["plaintext_blake3"].as_str().expect("str")
+        );
+        assert_eq!(
+            plain.len() as u64,
+            item["plaintext_len"].as_u64().expect("len")
+        );
         match payload[0] {
             0 => assert_eq!(&payload[1..], &plain[..]),
-            1 => assert_eq!(zstd::bulk::decompress(&payload[1..], plain.len()).expect("zstd"), plain),
+            1 => assert_eq!(
+                zstd::bulk::decompress(&payload[1..], plain.len()).expect("zstd"),
+                plain
+            ),
             other => panic!("compression byte {other}"),
         }
         // The other kind, or another id, does not open it.
-        let other = if kind == BlobKind::Data { BlobKind::Tree } else { BlobKind::Data };
-        assert!(Codec::new(keys.clone(), 0).open(other, &blob_id, &sealed).is_err());
-        assert!(Codec::new(keys.clone(), 0).open(kind, &id(0xee), &sealed).is_err());
+        let other = if kind == BlobKind::Data {
+            BlobKind::Tree
+        } else {
+            BlobKind::Data
+        };
+        assert!(Codec::new(keys.clone(), 0)
+            .open(other, &blob_id, &sealed)
+            .is_err());
+        assert!(Codec::new(keys.clone(), 0)
+            .open(kind, &id(0xee), &sealed)
+            .is_err());
     }
-    let names: Vec<&str> = v["vectors"].as_array().expect("array").iter().map(|i| i["name"].as_str().expect("name")).collect();
+    let names: Vec<&str> = v["vectors"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
     assert!(names.contains(&"data_zstd"));
-    let zstd_item = v["vectors"].as_array().expect("array").iter().find(|i| i["name"] == "data_zstd").expect("zstd vector");
-    assert!(unh(&zstd_item["payload"])[0] == 1, "the compressible vector is stored compressed");
-    let small = v["vectors"].as_array().expect("array").iter().find(|i| i["name"] == "data_incompressible_at_level_3").expect("vector");
-    assert!(unh(&small["payload"])[0] == 0, "a blob that does not shrink is stored uncompressed");
+    let zstd_item = v["vectors"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["name"] == "data_zstd")
+        .expect("zstd vector");
+    assert!(
+        unh(&zstd_item["payload"])[0] == 1,
+        "the compressible vector is stored compressed"
+    );
+    let small = v["vectors"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["name"] == "data_incompressible_at_level_3")
+        .expect("vector");
+    assert!(
+        unh(&small["payload"])[0] == 0,
+        "a blob that does not shrink is stored uncompressed"
+    );
 }
 
 #[test]
@@ -693,7 +833,10 @@ fn config() {
     assert_eq!(config, vector_config());
     assert_eq!(unh(&v["aad"]), b"b2s3 v1 config");
     // The library's own encoding decodes to the same config.
-    assert_eq!(Config::decode(&config.encode(&keys.meta), &keys.meta).expect("decodes"), config);
+    assert_eq!(
+        Config::decode(&config.encode(&keys.meta), &keys.meta).expect("decodes"),
+        config
+    );
     // The plaintext spelled out: version, repo_id, then varints (§2.3).
     let plain = unh(&v["plaintext"]);
     let mut expect = vec![1u8];
@@ -714,18 +857,33 @@ fn keyfile() {
     let v = check("keyfile");
     let salt = unh(&v["salt"]);
     let p = &v["kdf_params"];
-    let (m, t, par) = (p["m_cost"].as_u64().expect("m") as u32, p["t_cost"].as_u64().expect("t") as u32, p["p_cost"].as_u64().expect("p") as u32);
+    let (m, t, par) = (
+        p["m_cost"].as_u64().expect("m") as u32,
+        p["t_cost"].as_u64().expect("t") as u32,
+        p["p_cost"].as_u64().expect("p") as u32,
+    );
     let kek = argon2id(&unh(&v["password"]), &salt, m, t, par);
     assert_eq!(kek.to_vec(), unh(&v["kek"]));
-    let payload = aead::open(&SealKey::from_bytes(kek), b"b2s3 v1 key", &unh(&v["sealed"])).expect("payload opens");
+    let payload = aead::open(
+        &SealKey::from_bytes(kek),
+        b"b2s3 v1 key",
+        &unh(&v["sealed"]),
+    )
+    .expect("payload opens");
     assert_eq!(payload, unh(&v["payload"]));
     assert_eq!(payload[0], 1);
     assert_eq!(&payload[1..], &master_bytes());
     // Decode the JSON and unlock it with the library.
     let json = v["json"].as_str().expect("json").as_bytes();
-    assert_eq!(Id::of_object(json).to_hex(), v["object_name"].as_str().expect("name"));
+    assert_eq!(
+        Id::of_object(json).to_hex(),
+        v["object_name"].as_str().expect("name")
+    );
     let kf = KeyFile::decode(json).expect("vector key file decodes");
-    assert_eq!(kf.unlock(PASSWORD).expect("unlocks").as_bytes(), &master_bytes());
+    assert_eq!(
+        kf.unlock(PASSWORD).expect("unlocks").as_bytes(),
+        &master_bytes()
+    );
     assert!(kf.unlock(b"wrong password").is_err());
 }
 
@@ -738,18 +896,39 @@ fn pack() {
     let entries = pack::read_entries(&bytes, &keys.meta).expect("vector pack reads");
     let (_, expected, header, _) = vector_pack();
     assert_eq!(entries, expected);
-    assert_eq!(pack::decode_header(&unh(&v["header_plaintext"]), entries.iter().map(|e| u64::from(e.length)).sum()).expect("header"), entries);
+    assert_eq!(
+        pack::decode_header(
+            &unh(&v["header_plaintext"]),
+            entries.iter().map(|e| u64::from(e.length)).sum()
+        )
+        .expect("header"),
+        entries
+    );
     assert_eq!(header.len(), 4 + 41 * entries.len());
     // Every blob opens at its offset.
     let codec = Codec::new(keys.clone(), 0);
     let plains: Vec<Vec<u8>> = entries
         .iter()
-        .map(|e| codec.open(e.kind, &e.id, &bytes[e.offset as usize..(e.offset + e.length) as usize]).expect("blob opens"))
+        .map(|e| {
+            codec
+                .open(
+                    e.kind,
+                    &e.id,
+                    &bytes[e.offset as usize..(e.offset + e.length) as usize],
+                )
+                .expect("blob opens")
+        })
         .collect();
-    assert_eq!(plains, vec![b"first blob".to_vec(), b"second blob".to_vec()]);
+    assert_eq!(
+        plains,
+        vec![b"first blob".to_vec(), b"second blob".to_vec()]
+    );
     // The sealed header read separately, as with ranged reads.
     let sealed_header = unh(&v["sealed_header"]);
-    assert_eq!(pack::open_header(&sealed_header, bytes.len() as u64, &keys.meta).expect("open_header"), entries);
+    assert_eq!(
+        pack::open_header(&sealed_header, bytes.len() as u64, &keys.meta).expect("open_header"),
+        entries
+    );
 }
 
 #[test]
@@ -759,7 +938,10 @@ fn index() {
     let plain = unh(&v["plaintext"]);
     let obj = IndexObject::decode_plain(&plain).expect("vector index decodes");
     assert_eq!(obj, vector_index());
-    assert_eq!(IndexObject::decode(&unh(&v["sealed"]), &keys.meta).expect("sealed index decodes"), obj);
+    assert_eq!(
+        IndexObject::decode(&unh(&v["sealed"]), &keys.meta).expect("sealed index decodes"),
+        obj
+    );
     // The pack listed first is the pack vector, with the entries of its header.
     let pack_v = load("pack");
     assert_eq!(obj.packs[0].pack, id_of(&pack_v["pack_name"]));
@@ -786,7 +968,10 @@ fn snapshot() {
     let keys = subkeys();
     let snap = Snapshot::decode(&unh(&v["sealed"]), &keys.meta).expect("vector snapshot decodes");
     assert_eq!(snap, vector_snapshot());
-    assert_eq!(Snapshot::decode_plain(&unh(&v["plaintext"])).expect("plaintext decodes"), snap);
+    assert_eq!(
+        Snapshot::decode_plain(&unh(&v["plaintext"])).expect("plaintext decodes"),
+        snap
+    );
     assert!(snap.signature.is_empty(), "§8.3: empty in v1");
 }
 
@@ -794,13 +979,26 @@ fn snapshot() {
 fn chunker() {
     let v = check("chunker");
     let data = chunker_buffer();
-    let lengths: Vec<usize> = v["chunk_lengths_seeded"].as_array().expect("array").iter().map(|x| x.as_u64().expect("len") as usize).collect();
+    let lengths: Vec<usize> = v["chunk_lengths_seeded"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("len") as usize)
+        .collect();
     assert_eq!(lengths.iter().sum::<usize>(), data.len());
     // The streaming chunker (used by backups) cuts where the in-memory one does.
     let chunker = Chunker::new(ChunkerParams::default(), subkeys().chunker_seed);
-    let streamed: Vec<usize> = chunker.chunks(&data[..]).map(|c| c.expect("chunk").len()).collect();
+    let streamed: Vec<usize> = chunker
+        .chunks(&data[..])
+        .map(|c| c.expect("chunk").len())
+        .collect();
     assert_eq!(streamed, lengths);
-    let unseeded: Vec<usize> = v["chunk_lengths_seed_0"].as_array().expect("array").iter().map(|x| x.as_u64().expect("len") as usize).collect();
+    let unseeded: Vec<usize> = v["chunk_lengths_seed_0"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("len") as usize)
+        .collect();
     assert_ne!(unseeded, lengths, "the seed moves the cut points");
 }
 
@@ -808,19 +1006,29 @@ fn chunker() {
 fn bincode_examples_match_spec() {
     let v = check("bincode");
     // The hand-written encodings above are the spec's (§2.2); the file must agree with them.
-    for ((ty, value, encoding), item) in bincode_examples().into_iter().zip(v["vectors"].as_array().expect("array")) {
+    for ((ty, value, encoding), item) in bincode_examples()
+        .into_iter()
+        .zip(v["vectors"].as_array().expect("array"))
+    {
         assert_eq!(item["encoding"].as_str(), Some(encoding), "{ty} {value}");
     }
     let cfg = bincode::config::standard();
-    let dec_u32 = |hexs: &str| bincode::serde::decode_from_slice::<u32, _>(&hex::decode(hexs).expect("hex"), cfg).map(|(x, _)| x);
-    let dec_u64 = |hexs: &str| bincode::serde::decode_from_slice::<u64, _>(&hex::decode(hexs).expect("hex"), cfg).map(|(x, _)| x);
+    let dec_u32 = |hexs: &str| {
+        bincode::serde::decode_from_slice::<u32, _>(&hex::decode(hexs).expect("hex"), cfg)
+            .map(|(x, _)| x)
+    };
+    let dec_u64 = |hexs: &str| {
+        bincode::serde::decode_from_slice::<u64, _>(&hex::decode(hexs).expect("hex"), cfg)
+            .map(|(x, _)| x)
+    };
     assert_eq!(dec_u32("fb0500").expect("non-minimal u32"), 5);
     assert_eq!(dec_u64("fc05000000").expect("non-minimal u64"), 5);
     assert!(dec_u32("fd0500000000000000").is_err());
     assert!(dec_u32("ff").is_err());
     assert!(bincode::serde::decode_from_slice::<Option<u32>, _>(&[2], cfg).is_err());
     // The Tree example decodes with the library.
-    let tree = Tree::decode(&hex::decode(bincode_examples().last().expect("tree").2).expect("hex")).expect("decodes");
+    let tree = Tree::decode(&hex::decode(bincode_examples().last().expect("tree").2).expect("hex"))
+        .expect("decodes");
     assert_eq!(tree.nodes[0].links, 1);
 }
 
