@@ -541,6 +541,107 @@ mod regressions {
     }
 
     #[test]
+    fn huge_counts_are_refused_without_allocating() {
+        // Counts are checked against the limit and the bytes left before any allocation.
+        let mut plain = u32::MAX.to_le_bytes().to_vec();
+        plain.extend_from_slice(&[0; 41]);
+        assert!(pack::decode_header(&plain, 41).is_err());
+        let plain = pack::encode_header(&[]);
+        let mut two = plain.clone();
+        two[0] = 2; // claims two entries, holds none
+        assert!(pack::decode_header(&two, 0).is_err());
+        let mut index = vec![1u8];
+        index.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(IndexObject::decode_plain(&index).is_err());
+        let mut index = vec![1u8, 0, 0, 0, 0];
+        index.extend_from_slice(&((1u32 << 22) - 1).to_le_bytes());
+        assert!(IndexObject::decode_plain(&index).is_err());
+    }
+
+    #[test]
+    fn bincode_lengths_beyond_the_input_are_refused() {
+        // Tree with u64::MAX nodes.
+        let plain = [1u8, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(Tree::decode(&plain).is_err());
+        // One node whose `user` string claims 2^62 bytes (beyond the 64 MiB decode limit).
+        let mut plain = vec![1u8, 1, 1, b'a', 0, 0, 0, 0, 0xfd];
+        plain.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(Tree::decode(&plain).is_err());
+        // A 60 MiB string claim within the limit but beyond the input.
+        let mut plain = vec![1u8, 1, 1, b'a', 0, 0, 0, 0, 0xfc];
+        plain.extend_from_slice(&(60u32 << 20).to_le_bytes());
+        assert!(Tree::decode(&plain).is_err());
+        // Unknown NodeKind, Option tag 2, trailing bytes, wrong version.
+        let mut ok = Tree {
+            nodes: vec![Node::new(b"a".to_vec(), NodeKind::File)],
+        }
+        .encode();
+        assert!(Tree::decode(&ok).is_ok());
+        ok[4] = 7;
+        assert!(Tree::decode(&ok).is_err());
+        let mut ok = Tree {
+            nodes: vec![Node::new(b"a".to_vec(), NodeKind::File)],
+        }
+        .encode();
+        let subtree_tag = ok.len() - 3;
+        ok[subtree_tag] = 2;
+        assert!(Tree::decode(&ok).is_err());
+        let mut ok = Tree::default().encode();
+        ok.push(0);
+        assert!(Tree::decode(&ok).is_err());
+        assert!(Tree::decode(&[2, 0]).is_err());
+        assert!(Snapshot::decode_plain(&[]).is_err());
+    }
+
+    #[test]
+    fn zstd_bomb_is_refused_before_decompression() {
+        // A zstd frame header declaring 1 GiB of content (single segment, 4-byte size).
+        let codec = Codec::new(keys(), 0);
+        let id = Id([9; 32]);
+        let mut payload = vec![1u8, 0x28, 0xb5, 0x2f, 0xfd, 0xa0];
+        payload.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        payload.extend_from_slice(&[0; 16]);
+        for kind in [BlobKind::Data, BlobKind::Tree] {
+            let sealed = backup_to_s3::crypto::aead::seal_with_nonce(
+                keys().seal_key(kind),
+                &[0; 24],
+                &backup_to_s3::format::blob::blob_aad(kind, &id),
+                &payload,
+            );
+            let err = codec
+                .open(kind, &id, &sealed)
+                .expect_err("bomb refused")
+                .to_string();
+            assert!(err.contains("exceeds the limit"), "{err}");
+        }
+        // A frame without a content size is refused too (format-spec §4.1).
+        let mut payload = vec![1u8, 0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58];
+        payload.extend_from_slice(&[0; 8]);
+        let sealed = backup_to_s3::crypto::aead::seal_with_nonce(
+            &keys().data,
+            &[0; 24],
+            &backup_to_s3::format::blob::blob_aad(BlobKind::Data, &id),
+            &payload,
+        );
+        let err = codec
+            .open(BlobKind::Data, &id, &sealed)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("without a content size"), "{err}");
+    }
+
+    #[test]
+    fn config_of_another_version_is_refused() {
+        let keys = keys();
+        let mut bytes = Config::new(ChunkerParams::default(), 3, 16 << 20).encode(&keys.meta);
+        bytes[8] = 2;
+        assert_eq!(Config::peek_version(&bytes).expect("peek"), 2);
+        assert!(Config::decode(&bytes, &keys.meta).is_err());
+        assert!(Config::peek_version(b"B2S3CON").is_err());
+        assert!(Config::peek_version(b"NOTACONFxxxx").is_err());
+    }
+
+    #[test]
     fn keyfile_with_short_salt_is_refused_before_kdf() {
         let (kf, _, _) = super::super::vectors::vector_keyfile();
         let mut bad = kf.clone();
