@@ -66,7 +66,7 @@ pub struct SessionGuard {
 impl Repository {
     /// Announce a backup session (writes its first heartbeat before returning).
     pub fn start_session(&self) -> Result<SessionGuard> {
-        let (backend, _) = self.shared_parts();
+        let (backend, _, _) = self.shared_parts();
         let (host, _) = super::whoami();
         let now = unix_now();
         let mut rnd = [0u8; 16];

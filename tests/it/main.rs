@@ -18,3 +18,7 @@ mod s3_cli;
 mod s3_faults;
 #[cfg(feature = "s3")]
 mod s3_server;
+
+// Format: spec vectors and property tests.
+mod format_props;
+mod vectors;

@@ -104,6 +104,9 @@ pub(super) fn complete(
     // Packs first, then the index objects that described them, then the plan: a crash at any
     // point leaves the plan, and running it again finishes the job.
     repo.backend().delete_many(Kind::Pack, &doomed)?;
+    for name in &doomed {
+        repo.cache().remove(Kind::Pack, name);
+    }
     repo.backend().delete_many(Kind::Index, &old)?;
     repo.backend().delete(Kind::Plan, name)?;
     Ok(())
