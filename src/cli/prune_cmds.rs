@@ -100,6 +100,7 @@ fn prune_options(a: &PruneArgs) -> Result<PruneOptions> {
             duration(&a.grace)?
         },
         stale_after: duration(&a.stale_after)?,
+        assume_forgotten: Vec::new(),
     })
 }
 
@@ -123,7 +124,17 @@ pub fn forget(g: &Global, a: ForgetArgs, always_prune: bool) -> Result<i32> {
     let report = forget::forget(&repo, &opts)?;
     print_forget(g, &report)?;
     if a.prune || always_prune {
-        let r = prune::prune(&repo, &prune_options(&a.prune_args)?)?;
+        let mut opts = prune_options(&a.prune_args)?;
+        if opts.dry_run {
+            opts.assume_forgotten = report
+                .groups
+                .iter()
+                .flat_map(|g| &g.snapshots)
+                .filter(|s| !s.keep)
+                .filter_map(|s| s.id.parse::<Id>().ok())
+                .collect();
+        }
+        let r = prune::prune(&repo, &opts)?;
         print_prune(g, &r)?;
     }
     Ok(exit::OK)

@@ -33,7 +33,8 @@ pub(crate) fn write_index_object(
 }
 
 impl Repository {
-    /// Bring the local index up to date with the repository's index objects.
+    /// Bring the local index up to date with the repository's index objects. Objects that a
+    /// present object supersedes are remembered as such and never ingested (format-spec §6.2).
     pub fn sync_index(&self) -> Result<()> {
         self.recover_pending()?;
         let listed: HashSet<String> = self
@@ -43,32 +44,38 @@ impl Repository {
             .map(|(n, _)| n)
             .collect();
         let known = self.index().known_index_objects()?;
-        let rebuild = !known.is_subset(&listed);
-        let new: Vec<&String> = if rebuild {
-            listed.iter().collect()
-        } else {
-            listed.difference(&known).collect()
-        };
-        let mut loaded = Vec::with_capacity(new.len());
+        let marked = self.index().superseded_index_objects()?;
+        let gone: Vec<&String> = known.difference(&listed).collect();
+        if gone.iter().any(|n| !marked.contains(*n)) {
+            // An object we ingested disappeared: start from scratch.
+            return self.rebuild_index(&listed);
+        }
+        if !gone.is_empty() {
+            self.index().forget_index_objects(&gone)?;
+        }
+        let mut loaded = Vec::new();
         let mut superseded = HashSet::new();
-        for name in new {
+        for name in listed.difference(&known) {
             let obj = self.load_index_object(name)?;
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
             loaded.push((name.clone(), obj));
         }
-        if !rebuild && superseded.iter().any(|s| known.contains(s)) {
+        if superseded
+            .iter()
+            .any(|s| known.contains(s) && !marked.contains(s))
+        {
             // Something we mirror was replaced by prune: start from scratch.
             return self.rebuild_index(&listed);
         }
-        if rebuild {
-            self.index().clear()?;
-        }
-        for (name, obj) in loaded {
-            if !superseded.contains(&name) {
-                self.index().ingest(&name, &obj)?;
+        let mut skipped = Vec::new();
+        for (name, obj) in &loaded {
+            if superseded.contains(name) {
+                skipped.push(name);
+            } else {
+                self.index().ingest(name, obj)?;
             }
         }
-        Ok(())
+        self.index().mark_superseded(&skipped)
     }
 
     /// Write an index object listing `packs` that replaces the objects in `supersedes` (prune).
@@ -111,12 +118,15 @@ impl Repository {
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
             objs.push((name, obj));
         }
+        let mut skipped = Vec::new();
         for (name, obj) in objs {
-            if !superseded.contains(name) {
+            if superseded.contains(name) {
+                skipped.push(name);
+            } else {
                 self.index().ingest(name, &obj)?;
             }
         }
-        Ok(())
+        self.index().mark_superseded(&skipped)
     }
 
     pub fn load_index_object(&self, name: &str) -> Result<IndexObject> {

@@ -7,6 +7,8 @@ mod crash;
 mod damage;
 mod engine;
 mod hostile;
+mod prune;
+mod retention;
 
 // Backends (S3 backend work, issue 3).
 mod backend_conformance;

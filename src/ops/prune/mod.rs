@@ -33,6 +33,8 @@ pub struct PruneOptions {
     pub grace: Duration,
     /// A session whose heartbeat is older than this counts as ended.
     pub stale_after: Duration,
+    /// Snapshots to treat as gone (a `forget --dry-run` preview passes the ones it would remove).
+    pub assume_forgotten: Vec<crate::id::Id>,
 }
 
 impl Default for PruneOptions {
@@ -43,6 +45,7 @@ impl Default for PruneOptions {
             max_repack_size: None,
             grace: Duration::from_secs(3600),
             stale_after: Duration::from_secs(2 * 3600),
+            assume_forgotten: Vec::new(),
         }
     }
 }
@@ -160,15 +163,16 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     // Order matters (gc.md §4): plans and sessions first, then packs, index and snapshots.
     let plans = load_plans(repo)?;
     let sessions = list_sessions(repo)?;
-    let packs: HashMap<String, u64> = repo.backend().list(Kind::Pack)?.into_iter().collect();
+    let mut packs: HashMap<String, u64> = repo.backend().list(Kind::Pack)?.into_iter().collect();
     repo.sync_index()?;
     let catalog = IndexCatalog::load(repo)?;
     let mut marker = mark::Marker::new(repo)?;
+    marker.marked.extend(opts.assume_forgotten.iter().copied());
     marker.mark_new_snapshots()?;
     if !opts.dry_run {
         phase2::rescue(repo, &mut marker, &mut report)?;
     }
-    let catalog = if report.packs_rescued > 0 {
+    let mut catalog = if report.packs_rescued > 0 {
         IndexCatalog::load(repo)?
     } else {
         catalog
@@ -176,7 +180,15 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     let mut pending = Vec::new();
     for (name, plan) in plans {
         match waiting_for(&plan, &sessions, opts) {
-            None => phase2::complete(repo, &name, &plan, &catalog, &packs, opts, &mut report)?,
+            None => phase2::complete(
+                repo,
+                &name,
+                &plan,
+                &mut catalog,
+                &mut packs,
+                opts,
+                &mut report,
+            )?,
             Some(why) => {
                 report
                     .plans_waiting
@@ -186,7 +198,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         }
     }
     let new_plan = phase1::run(repo, &marker, &catalog, &pending, &packs, opts, &mut report)?;
-    report.snapshots = marker.marked.len() as u64;
+    report.snapshots = (marker.marked.len() - opts.assume_forgotten.len()) as u64;
     report.trees_walked = marker.trees;
     report.blobs_live = marker.live.len();
     if let (Some((name, plan)), false) = (new_plan, opts.dry_run) {
@@ -195,10 +207,18 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
             None => {
                 marker.mark_new_snapshots()?;
                 phase2::rescue(repo, &mut marker, &mut report)?;
-                let catalog = IndexCatalog::load(repo)?;
-                let packs: HashMap<String, u64> =
+                let mut catalog = IndexCatalog::load(repo)?;
+                let mut packs: HashMap<String, u64> =
                     repo.backend().list(Kind::Pack)?.into_iter().collect();
-                phase2::complete(repo, &name, &plan, &catalog, &packs, opts, &mut report)?;
+                phase2::complete(
+                    repo,
+                    &name,
+                    &plan,
+                    &mut catalog,
+                    &mut packs,
+                    opts,
+                    &mut report,
+                )?;
             }
             Some(why) => report
                 .plans_waiting

@@ -73,8 +73,8 @@ pub(super) fn complete(
     repo: &Repository,
     name: &str,
     plan: &Plan,
-    catalog: &IndexCatalog,
-    packs: &HashMap<String, u64>,
+    catalog: &mut IndexCatalog,
+    packs: &mut HashMap<String, u64>,
     opts: &PruneOptions,
     report: &mut PruneReport,
 ) -> Result<()> {
@@ -109,5 +109,12 @@ pub(super) fn complete(
     }
     repo.backend().delete_many(Kind::Index, &old)?;
     repo.backend().delete(Kind::Plan, name)?;
+    // What this run lists from now on (phase one) no longer includes what was just deleted.
+    for hex in &doomed {
+        packs.remove(hex);
+    }
+    for n in &old {
+        catalog.objects.remove(n);
+    }
     Ok(())
 }
