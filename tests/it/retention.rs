@@ -50,6 +50,9 @@ fn within(s: &str) -> Option<Within> {
     Some(s.parse().unwrap())
 }
 
+/// Name, snapshots, policy, indexes kept.
+type Case<'a> = (&'a str, &'a [(Id, Snapshot)], Policy, Vec<u8>);
+
 #[test]
 fn calendar_cases() {
     let weeks_2020 = utc(&[
@@ -82,7 +85,7 @@ fn calendar_cases() {
         "2022-06-01T00:00:00Z",
         "2023-01-01T00:00:00Z",
     ]);
-    let cases: Vec<(&str, &[(Id, Snapshot)], Policy, Vec<u8>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "last 2",
             &days,
