@@ -189,7 +189,9 @@ impl<'r> PackWriter<'r> {
         let full = {
             let mut b = lock(builder);
             b.add(blob.kind, blob.id, &blob.sealed, blob.raw_length);
-            if b.len() >= self.repo.config().pack_target_size as usize {
+            if b.len() >= self.repo.config().pack_target_size as usize
+                || b.count() >= crate::format::MAX_PACK_ENTRIES
+            {
                 Some(std::mem::take(&mut *b))
             } else {
                 None

@@ -6,6 +6,7 @@ mod cli_basics;
 mod crash;
 mod damage;
 mod engine;
+mod fixture;
 mod hostile;
 
 // Backends (S3 backend work, issue 3).
