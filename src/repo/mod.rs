@@ -161,13 +161,19 @@ impl Repository {
         self.backend.stats()
     }
 
+    /// Where a blob of any kind is stored (data first); prefer `lookup_kind`.
     pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
         self.index.lookup(id)
     }
 
+    /// Where a blob of this kind is stored (a data chunk and a tree may share an id).
+    pub fn lookup_kind(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
+        self.index.lookup_kind(kind, id)
+    }
+
     /// Read, decrypt and verify one blob.
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.lookup(id)?.ok_or(Error::BlobMissing(*id))?;
+        let loc = self.lookup_kind(kind, id)?.ok_or(Error::BlobMissing(*id))?;
         let sealed = self.backend.get_range(
             Kind::Pack,
             &loc.pack.to_hex(),
