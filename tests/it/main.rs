@@ -18,3 +18,12 @@ mod s3_cli;
 mod s3_faults;
 #[cfg(feature = "s3")]
 mod s3_server;
+
+// Reliability and security (issue 7).
+mod concurrent;
+mod faults;
+mod hostile_repo;
+mod local_faults;
+mod relutil;
+mod security;
+mod torture;
