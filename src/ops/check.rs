@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::backend::{Kind, RequestStats};
 use crate::error::Result;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
-use crate::format::tree::NodeKind;
-use crate::id::Id;
+use crate::format::tree::{NodeKind, MAX_TREE_DEPTH};
+use crate::id::{BlobKind, Id};
 use crate::progress::Progress;
 use crate::repo::Repository;
 
@@ -105,12 +105,14 @@ pub fn check(
             indexed.entry(p.pack).or_default().extend(p.entries);
         }
     }
-    let blob_packs: HashMap<Id, Vec<Id>> =
+    // By kind as well as id: a data chunk and a tree may share an id, and each must be stored
+    // as its own kind to be readable.
+    let blob_packs: HashMap<(BlobKind, Id), Vec<Id>> =
         indexed
             .iter()
             .fold(HashMap::new(), |mut m, (pack, entries)| {
                 for e in entries {
-                    m.entry(e.id).or_default().push(*pack);
+                    m.entry((e.kind, e.id)).or_default().push(*pack);
                 }
                 m
             });
@@ -204,8 +206,8 @@ pub fn check(
     }
 
     // 4. Snapshots: every tree readable, every referenced blob indexed in an undamaged pack.
-    let bad_blob = |id: &Id| {
-        blob_packs.get(id).is_none_or(|packs| {
+    let bad_blob = |kind: BlobKind, id: &Id| {
+        blob_packs.get(&(kind, *id)).is_none_or(|packs| {
             packs
                 .iter()
                 .all(|p| damaged.contains(p) || damaged_blobs.contains(&(*p, *id)))
@@ -224,10 +226,18 @@ pub fn check(
             }
         };
         r.snapshots_checked += 1;
-        let mut stack = vec![(snap.tree, String::from("/"))];
-        while let Some((tree_id, path)) = stack.pop() {
+        let mut stack = vec![(snap.tree, String::from("/"), 0usize)];
+        while let Some((tree_id, path, depth)) = stack.pop() {
+            if depth > MAX_TREE_DEPTH {
+                // Deeper than any backup writes: hostile, or (were ids not verified) a cycle.
+                r.errors.push(format!(
+                    "snapshot {}: {path}: folders nested deeper than {MAX_TREE_DEPTH} levels",
+                    sid.short()
+                ));
+                break;
+            }
             let first_visit = trees_seen.insert(tree_id);
-            if bad_blob(&tree_id) {
+            if bad_blob(BlobKind::Tree, &tree_id) {
                 r.errors.push(format!(
                     "snapshot {}: tree {tree_id} of {path} is missing or damaged",
                     sid.short()
@@ -258,15 +268,18 @@ pub fn check(
                 let p = format!("{}/{}", path.trim_end_matches('/'), node.name_lossy());
                 match node.kind {
                     NodeKind::Dir => match node.subtree {
-                        Some(sub) => stack.push((sub, p)),
+                        Some(sub) => stack.push((sub, p, depth + 1)),
                         None => r.errors.push(format!(
                             "snapshot {}: {p}: folder without a tree",
                             sid.short()
                         )),
                     },
                     NodeKind::File => {
-                        let missing: Vec<&Id> =
-                            node.content.iter().filter(|id| bad_blob(id)).collect();
+                        let missing: Vec<&Id> = node
+                            .content
+                            .iter()
+                            .filter(|id| bad_blob(BlobKind::Data, id))
+                            .collect();
                         if !missing.is_empty() {
                             r.missing_blobs.extend(missing.iter().map(|id| id.to_hex()));
                             r.affected.push(Affected {

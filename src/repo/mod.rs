@@ -174,14 +174,20 @@ impl Repository {
             .unwrap_or_else(|| self.backend.stats())
     }
 
+    /// Where a blob of any kind is stored (data first); prefer `lookup_kind`.
     pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
         self.index.lookup(id)
+    }
+
+    /// Where a blob of this kind is stored (a data chunk and a tree may share an id).
+    pub fn lookup_kind(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
+        self.index.lookup_kind(kind, id)
     }
 
     /// Read, decrypt and verify one blob.
     /// Tree blobs are read from a local copy of their pack (fetched whole on first use).
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.lookup(id)?.ok_or(Error::BlobMissing(*id))?;
+        let loc = self.lookup_kind(kind, id)?.ok_or(Error::BlobMissing(*id))?;
         let name = loc.pack.to_hex();
         let (offset, len) = (u64::from(loc.offset), u64::from(loc.length));
         if kind == BlobKind::Tree {
