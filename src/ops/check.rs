@@ -218,7 +218,7 @@ pub fn check(
         let Ok(sid) = name.parse::<Id>() else {
             continue;
         };
-        let snap = match repo.load_snapshot(&sid) {
+        let snap = match repo.load_snapshot_uncached(&sid) {
             Ok(s) => s,
             Err(e) => {
                 r.errors.push(format!("snapshot {name}: {e}"));

@@ -225,8 +225,21 @@ impl Repository {
     }
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        self.load_snapshot_from(id, true)
+    }
+
+    /// `check` reads the repository itself, never a local copy.
+    pub fn load_snapshot_uncached(&self, id: &Id) -> Result<Snapshot> {
+        self.load_snapshot_from(id, false)
+    }
+
+    fn load_snapshot_from(&self, id: &Id, use_cache: bool) -> Result<Snapshot> {
         let name = id.to_hex();
-        let cached = self.cache.get(Kind::Snapshot, &name);
+        let cached = if use_cache {
+            self.cache.get(Kind::Snapshot, &name)
+        } else {
+            None
+        };
         let bytes = match cached.filter(|b| Id::of_object(b) == *id) {
             Some(b) => b,
             None => {

@@ -137,8 +137,8 @@ fn failed_and_torn_writes_leave_no_snapshot() {
         FaultPlan::new().fail_nth(Op::Put, Some(Kind::Snapshot), 1, false),
         // Transient errors without a retry layer are still errors.
         FaultPlan::new().fail_every(Op::Put, None, true),
-        // Listing snapshots (to find the parent) fails.
-        FaultPlan::new().fail_nth(Op::List, Some(Kind::Snapshot), 1, false),
+        // Listing the index (to sync it when the repository is opened) fails.
+        FaultPlan::new().fail_nth(Op::List, Some(Kind::Index), 1, false),
     ];
     for plan in plans {
         let b = lab.faulty(plan.clone());

