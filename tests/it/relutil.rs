@@ -60,7 +60,7 @@ pub fn change_tree(src: &Path, round: u64) {
         pseudo_random(1000 + round, 200_000 + rng.below(300_000) as usize),
     )
     .unwrap();
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         fs::write(src.join("common.bin"), pseudo_random(round, 600_000)).unwrap();
     }
     let old = src.join(format!("r{}.bin", round.wrapping_sub(3)));
