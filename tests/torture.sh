@@ -91,8 +91,12 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 "$BIN" backup -q --tag "round-$ROUNDS" "$SRC" || fail "the backup after the last kill"
 "$BIN" check --read-data -q || fail "final check"
-"$BIN" snapshots --json | tr '{' '\n' | sed -n 's/.*"id":"\([0-9a-f]*\)".*"tags":\["round-\([0-9]*\)"\].*/\1 \2/p' \
-  >"$WORK/snapshots.txt"
+for r in $(seq 0 "$ROUNDS"); do
+  "$BIN" snapshots --json --tag "round-$r" | grep -o '"id":"[0-9a-f]\{64\}"' | cut -d'"' -f4 |
+    sed "s/\$/ $r/"
+done >"$WORK/snapshots.txt"
+total=$("$BIN" snapshots --json | grep -o '"id":"[0-9a-f]\{64\}"' | wc -l)
+[ "$total" -eq "$(wc -l <"$WORK/snapshots.txt")" ] || fail "a snapshot without a round tag"
 count=0
 while read -r id round; do
   rm -rf "$WORK/restore"
