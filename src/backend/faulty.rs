@@ -271,6 +271,7 @@ impl<B: Backend> Backend for Faulty<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::backend::mem::MemBackend;

@@ -117,7 +117,7 @@ fn disk_full_under_the_repository() {
     env.backup(&[src.to_str().unwrap()]);
     let exp = env.path("exp");
     copy_tree(&src, &exp);
-    fs::write(src.join("large"), pseudo_random(2, 12 << 20)).unwrap();
+    fs::write(src.join("large"), pseudo_random(2, 10 << 20)).unwrap();
     let out = env.run(&["backup", src.to_str().unwrap()]);
     failed_naming(&out, "No space left", &env.repo_path());
     assert_eq!(
@@ -140,7 +140,7 @@ fn disk_full_under_the_restore_target() {
     init_small(&env);
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("large"), pseudo_random(3, 12 << 20)).unwrap();
+    fs::write(src.join("large"), pseudo_random(3, 10 << 20)).unwrap();
     fs::write(src.join("small"), b"small").unwrap();
     env.backup(&[src.to_str().unwrap()]);
     let target = env.path("target");

@@ -73,7 +73,7 @@ fn repository_reveals_no_names_contents_hashes_or_password() {
         ),
         (
             "project-Hz88-classified/random-Pw42-blob.bin",
-            pseudo_random(4242, 3 << 20),
+            pseudo_random(4242, 3 << 19),
         ),
     ];
     for (name, data) in &files_in {
@@ -156,7 +156,7 @@ fn repository_reveals_no_names_contents_hashes_or_password() {
         assert!(hits.is_empty(), "{} reveals {hits:?}", f.display());
     }
     assert!(
-        scanned > 3 << 20,
+        scanned > 3 << 19,
         "the scan covered the data ({scanned} bytes)"
     );
 

@@ -54,7 +54,7 @@ fn change_round(src: &Path, round: u64) {
     change_tree(src, round);
     fs::write(
         src.join(format!("big{round}.bin")),
-        pseudo_random(50_000 + round, 3 << 20),
+        pseudo_random(50_000 + round, 3 << 19),
     )
     .unwrap();
     let _ = fs::remove_file(src.join(format!("big{}.bin", round.wrapping_sub(2))));
