@@ -66,6 +66,7 @@ fn init(g: &super::args::Global, a: InitArgs) -> Result<i32> {
         kdf: kdf(a.kdf_memory_mib, a.kdf_iterations),
         compression_level: a.compression,
         pack_target_size: a.pack_size_mib.saturating_mul(1 << 20),
+        cache_dir: g.cache_dir.clone(),
         ..Default::default()
     };
     let id = Repository::init(backend, pw.as_bytes(), &opts)?;

@@ -32,6 +32,8 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
     pub pack_target_size: u32,
+    /// Cache root to remember the first key slot in (saves a LIST on the next open).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for InitOptions {
@@ -41,6 +43,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression_level: 3,
             pack_target_size: 16 << 20,
+            cache_dir: None,
         }
     }
 }
@@ -69,6 +72,12 @@ pub fn default_cache_root() -> PathBuf {
         .join("backup-to-s3")
 }
 
+/// Small hints kept per repository location (which key slot opened it last).
+fn location_hints(cache_root: &Path, backend: &dyn Backend) -> ObjectCache {
+    let location_id = Id::of_object(backend.location().as_bytes()).to_hex();
+    ObjectCache::new(cache_root.join("locations").join(location_id))
+}
+
 /// This host's name and the current user's name.
 pub fn whoami() -> (String, String) {
     let host = hostname::get()
@@ -95,7 +104,9 @@ impl Repository {
         }
         backend.create()?;
         let master = MasterKey::generate();
-        keys::write_key(&backend, &master, password, opts.kdf)?;
+        let key = keys::write_key(&backend, &master, password, opts.kdf)?;
+        let cache_root = opts.cache_dir.clone().unwrap_or_else(default_cache_root);
+        location_hints(&cache_root, &*backend).write_hint("key", &key.to_hex());
         let bytes = config.encode(&master.subkeys().meta);
         match backend.put(Kind::Config, "config", &bytes, Temperature::Hot) {
             Err(e) if e.is_already_exists() => Err(Error::RepositoryExists(backend.location())),
@@ -116,8 +127,7 @@ impl Repository {
         Config::peek_version(&config_bytes)?;
         let cache_root = opts.cache_dir.clone().unwrap_or_else(default_cache_root);
         // Which key slot opened this location last time: tried first, saving a LIST.
-        let location_id = Id::of_object(backend.location().as_bytes()).to_hex();
-        let hints = ObjectCache::new(cache_root.join("locations").join(location_id));
+        let hints = location_hints(&cache_root, &*backend);
         let hint = hints.read_hint("key");
         let (master, key_name) = keys::unlock(&*backend, password, hint.as_deref())?;
         hints.write_hint("key", &key_name);
