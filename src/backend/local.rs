@@ -25,6 +25,19 @@ impl LocalBackend {
     }
 }
 
+/// Map an I/O error; other than not-found and already-exists, the message names the file so
+/// that "disk full" or "read-only file system" says where.
+fn io_err_at(kind: Kind, name: &str, path: &Path, source: std::io::Error) -> BackendError {
+    match source.kind() {
+        ErrorKind::NotFound | ErrorKind::AlreadyExists => io_err(kind, name, source),
+        k => BackendError::Io {
+            kind,
+            name: name.to_string(),
+            source: std::io::Error::new(k, format!("{}: {source}", path.display())),
+        },
+    }
+}
+
 fn io_err(kind: Kind, name: &str, source: std::io::Error) -> BackendError {
     match source.kind() {
         ErrorKind::NotFound => BackendError::NotFound {
@@ -75,7 +88,7 @@ impl Backend for LocalBackend {
         for kind in Kind::ALL {
             if kind != Kind::Config {
                 let dir = self.root.join(kind.dir());
-                fs::create_dir_all(&dir).map_err(|e| io_err(kind, "", e))?;
+                fs::create_dir_all(&dir).map_err(|e| io_err_at(kind, "", &dir, e))?;
             }
         }
         Ok(())
@@ -91,7 +104,7 @@ impl Backend for LocalBackend {
                 name: name.to_string(),
             });
         }
-        fs::create_dir_all(&dir).map_err(|e| io_err(kind, name, e))?;
+        fs::create_dir_all(&dir).map_err(|e| io_err_at(kind, name, &dir, e))?;
         let mut rnd = [0u8; 8];
         crate::crypto::fill_random(&mut rnd);
         let tmp = dir.join(format!(".tmp-{}-{}", name, hex::encode(rnd)));
@@ -101,9 +114,11 @@ impl Backend for LocalBackend {
             f.sync_all()?;
             Ok(())
         };
-        let result = write().and_then(|()| fs::hard_link(&tmp, &path));
+        let result = write()
+            .map_err(|e| io_err_at(kind, name, &tmp, e))
+            .and_then(|()| fs::hard_link(&tmp, &path).map_err(|e| io_err_at(kind, name, &path, e)));
         let _ = fs::remove_file(&tmp);
-        result.map_err(|e| io_err(kind, name, e))?;
+        result?;
         sync_dir(&dir);
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! fault injection is layered on as decorators (format-spec §1 gives the layout).
 
 pub mod counting;
+pub mod faulty;
 pub mod local;
 pub mod mem;
 pub mod retry;
@@ -12,6 +13,7 @@ pub mod s3;
 use std::fmt;
 
 pub use counting::{Counting, RequestStats};
+pub use faulty::{FaultPlan, Faulty};
 pub use retry::{Retry, RetryPolicy};
 
 /// The kinds of object a repository stores. Each maps to a folder (prefix) of the layout.

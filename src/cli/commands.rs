@@ -72,6 +72,7 @@ fn init(g: &super::args::Global, a: InitArgs) -> Result<i32> {
         kdf: kdf(a.kdf_memory_mib, a.kdf_iterations),
         compression_level: a.compression,
         pack_target_size: a.pack_size_mib.saturating_mul(1 << 20),
+        cache_dir: g.cache_dir.clone(),
         ..Default::default()
     };
     let id = Repository::init(backend, pw.as_bytes(), &opts)?;
@@ -90,7 +91,7 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
     if a.paths.is_empty() && !a.stdin {
         bail!("nothing to back up: name paths or use --stdin");
     }
-    let repo = open_repo(g)?;
+    let repo = super::prune_cmds::open_for_backup(g, a.dry_run)?;
     let mut excludes = a.exclude.clone();
     for f in &a.exclude_file {
         excludes.extend(PatternSet::read_file(f)?);

@@ -18,6 +18,19 @@ use super::commands::{human, print_json};
 use super::prune_args::{ForgetArgs, PolicyArgs, PruneArgs, TagArgs};
 use super::{exit, open_repo};
 
+/// `open_repo` for a backup: the session object is written before the index is read.
+pub(super) fn open_for_backup(g: &Global, dry_run: bool) -> Result<Repository> {
+    if dry_run {
+        return open_repo(g);
+    }
+    let backend = super::open_backend(g)?;
+    let pw = super::password(g)?;
+    let opts = backup_to_s3::repo::OpenOptions {
+        cache_dir: g.cache_dir.clone(),
+    };
+    Ok(Repository::open_for_backup(backend, pw.as_bytes(), &opts)?)
+}
+
 fn count(v: Option<i64>) -> Option<u32> {
     match v {
         Some(n) if n < 0 => Some(u32::MAX),

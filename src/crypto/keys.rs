@@ -67,6 +67,12 @@ pub struct SubKeys {
     pub signing: Zeroizing<[u8; 32]>,
 }
 
+impl std::fmt::Debug for SubKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubKeys(..)")
+    }
+}
+
 impl SubKeys {
     /// The id of a blob: keyed BLAKE3 of its plaintext.
     pub fn blob_id(&self, plaintext: &[u8]) -> Id {

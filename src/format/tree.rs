@@ -98,6 +98,11 @@ impl Node {
     }
 }
 
+/// Deepest folder nesting a reader follows. Backups cannot produce deeper trees (a path of
+/// 2048 levels exceeds PATH_MAX); walks stop here so a hostile or cyclic tree cannot exhaust the
+/// stack or loop forever.
+pub const MAX_TREE_DEPTH: usize = 2048;
+
 pub fn is_safe_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }

@@ -1,6 +1,8 @@
 //! The local index cache (a redb database): blob id → location, which repository index objects
 //! it mirrors, and packs uploaded but not yet listed in an index object (pending). It is only a
 //! cache of the repository's index objects (format-spec §6, §9.2) and can always be rebuilt.
+//! Ids do not encode the kind (a data chunk and a tree with equal plaintext share an id), so tree
+//! blobs are kept in a table of their own and lookups name the kind they need.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -13,6 +15,8 @@ use crate::format::pack::PackEntry;
 use crate::id::{BlobKind, Id};
 
 const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// Tree blobs. Caches written before this table existed hold trees in BLOBS; lookups fall back.
+const TREES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tree_blobs");
 const INDEX_OBJECTS: TableDefinition<&str, u8> = TableDefinition::new("index_objects");
 /// `INDEX_OBJECTS` value of an object superseded by another (prune): known, not ingested.
 const SUPERSEDED: u8 = 2;
@@ -117,21 +121,51 @@ impl LocalIndex {
     fn ensure_tables(&self) -> Result<()> {
         let txn = self.db.begin_write().map_err(db_err)?;
         txn.open_table(BLOBS).map_err(db_err)?;
+        txn.open_table(TREES).map_err(db_err)?;
         txn.open_table(INDEX_OBJECTS).map_err(db_err)?;
         txn.open_table(PENDING).map_err(db_err)?;
         txn.commit().map_err(db_err)
     }
 
+    /// Where a blob of any kind is stored (data first).
     pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
+        match self.lookup_kind(BlobKind::Data, id)? {
+            Some(l) => Ok(Some(l)),
+            None => self.lookup_kind(BlobKind::Tree, id),
+        }
+    }
+
+    /// Where a blob of this kind is stored.
+    pub fn lookup_kind(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(BLOBS).map_err(db_err)?;
-        let v = table.get(&id.0).map_err(db_err)?;
-        Ok(v.and_then(|g| BlobLocation::decode(g.value())))
+        let get = |def| -> Result<Option<BlobLocation>> {
+            let table = txn.open_table(def).map_err(db_err)?;
+            let v = table.get(&id.0).map_err(db_err)?;
+            Ok(v.and_then(|g| BlobLocation::decode(g.value()))
+                .filter(|l| l.kind == kind))
+        };
+        match kind {
+            BlobKind::Data => get(BLOBS),
+            BlobKind::Tree => match get(TREES)? {
+                Some(l) => Ok(Some(l)),
+                None => get(BLOBS),
+            },
+        }
     }
 
     pub fn blob_count(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        txn.open_table(BLOBS).map_err(db_err)?.len().map_err(db_err)
+        let data = txn
+            .open_table(BLOBS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        let trees = txn
+            .open_table(TREES)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        Ok(data + trees)
     }
 
     /// Names of the repository index objects this cache holds.
@@ -189,9 +223,14 @@ impl LocalIndex {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
+            let mut trees = txn.open_table(TREES).map_err(db_err)?;
             for p in &obj.packs {
                 for e in &p.entries {
-                    blobs
+                    let table = match e.kind {
+                        BlobKind::Data => &mut blobs,
+                        BlobKind::Tree => &mut trees,
+                    };
+                    table
                         .insert(&e.id.0, BlobLocation::new(p.pack, e).encode().as_slice())
                         .map_err(db_err)?;
                 }
@@ -208,8 +247,10 @@ impl LocalIndex {
     pub fn clear(&self) -> Result<()> {
         let txn = self.db.begin_write().map_err(db_err)?;
         txn.delete_table(BLOBS).map_err(db_err)?;
+        txn.delete_table(TREES).map_err(db_err)?;
         txn.delete_table(INDEX_OBJECTS).map_err(db_err)?;
         txn.open_table(BLOBS).map_err(db_err)?;
+        txn.open_table(TREES).map_err(db_err)?;
         txn.open_table(INDEX_OBJECTS).map_err(db_err)?;
         txn.commit().map_err(db_err)
     }
@@ -219,8 +260,13 @@ impl LocalIndex {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
+            let mut trees = txn.open_table(TREES).map_err(db_err)?;
             for e in &pack.entries {
-                blobs
+                let table = match e.kind {
+                    BlobKind::Data => &mut blobs,
+                    BlobKind::Tree => &mut trees,
+                };
+                table
                     .insert(&e.id.0, BlobLocation::new(pack.pack, e).encode().as_slice())
                     .map_err(db_err)?;
             }
@@ -274,10 +320,14 @@ impl LocalIndex {
         {
             let mut pending = txn.open_table(PENDING).map_err(db_err)?;
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
+            let mut trees = txn.open_table(TREES).map_err(db_err)?;
             for p in packs {
                 pending.remove(&p.pack.0).map_err(db_err)?;
                 for e in &p.entries {
-                    blobs.remove(&e.id.0).map_err(db_err)?;
+                    match e.kind {
+                        BlobKind::Data => blobs.remove(&e.id.0).map_err(db_err)?,
+                        BlobKind::Tree => trees.remove(&e.id.0).map_err(db_err)?,
+                    };
                 }
             }
         }

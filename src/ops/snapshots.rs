@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::{Node, NodeKind, Tree};
+use crate::format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
 use crate::id::Id;
 use crate::ops::filter::PatternSet;
 use crate::repo::Repository;
@@ -63,6 +63,7 @@ fn walk_at(
     at: &Path,
     visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
 ) -> Result<()> {
+    check_depth(tree, at)?;
     let t = repo.load_tree(tree)?;
     for node in &t.nodes {
         if !node.has_safe_name() {
@@ -73,6 +74,23 @@ fn walk_at(
         if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
             walk_at(repo, &sub, &p, visit)?;
         }
+    }
+    Ok(())
+}
+
+/// Refuse folders nested deeper than any backup writes: a hostile (or, were ids ever not
+/// verified, cyclic) tree must not exhaust the stack or loop forever. `at` holds one component
+/// per level below the root.
+fn check_depth(tree: &Id, at: &Path) -> Result<()> {
+    if at.components().count() > MAX_TREE_DEPTH {
+        return Err(Error::damaged(
+            "tree",
+            tree.to_hex(),
+            format!(
+                "{}: folders nested deeper than {MAX_TREE_DEPTH} levels",
+                at.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -119,6 +137,9 @@ fn diff_at(
 ) -> Result<()> {
     if a == b {
         return Ok(());
+    }
+    if let Some(id) = a.or(b) {
+        check_depth(&id, at)?;
     }
     let ta = a
         .map(|id| repo.load_tree(&id))

@@ -56,7 +56,9 @@ impl Repository {
         let mut loaded = Vec::new();
         let mut superseded = HashSet::new();
         for name in listed.difference(&known) {
-            let obj = self.load_index_object(name)?;
+            let Some(obj) = self.load_index_object_or_skip(name)? else {
+                continue;
+            };
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
             loaded.push((name.clone(), obj));
         }
@@ -114,7 +116,9 @@ impl Repository {
         let mut superseded = HashSet::new();
         let mut objs = Vec::new();
         for name in listed {
-            let obj = self.load_index_object(name)?;
+            let Some(obj) = self.load_index_object_or_skip(name)? else {
+                continue;
+            };
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
             objs.push((name, obj));
         }
@@ -127,6 +131,21 @@ impl Repository {
             }
         }
         self.index().mark_superseded(&skipped)
+    }
+
+    /// A damaged index object (torn, flipped bits, wrong name) must not make the repository
+    /// unopenable — `check` could not even report it then. It is skipped with a warning and
+    /// not remembered, so every later open retries it; its packs stay unknown until then (new
+    /// backups store their blobs again). Backend errors still fail.
+    fn load_index_object_or_skip(&self, name: &str) -> Result<Option<IndexObject>> {
+        match self.load_index_object(name) {
+            Ok(obj) => Ok(Some(obj)),
+            Err(e @ Error::Damaged { .. }) => {
+                tracing::warn!("skipping index object: {e} (run `check`)");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn load_index_object(&self, name: &str) -> Result<IndexObject> {

@@ -33,6 +33,8 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
     pub pack_target_size: u32,
+    /// Cache root to remember the first key slot in (saves a LIST on the next open).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for InitOptions {
@@ -42,6 +44,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression_level: 3,
             pack_target_size: 16 << 20,
+            cache_dir: None,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct Repository {
     index: Arc<LocalIndex>,
     cache_dir: PathBuf,
     cache: ObjectCache,
+    /// A backup session opened with the repository (`open_for_backup`).
+    session: std::sync::Mutex<Option<session::SessionGuard>>,
 }
 
 /// The user's cache folder for backup-to-s3.
@@ -68,6 +73,12 @@ pub fn default_cache_root() -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("backup-to-s3")
+}
+
+/// Small hints kept per repository location (which key slot opened it last).
+fn location_hints(cache_root: &Path, backend: &dyn Backend) -> ObjectCache {
+    let location_id = Id::of_object(backend.location().as_bytes()).to_hex();
+    ObjectCache::new(cache_root.join("locations").join(location_id))
 }
 
 /// This host's name and the current user's name.
@@ -96,7 +107,9 @@ impl Repository {
         }
         backend.create()?;
         let master = MasterKey::generate();
-        keys::write_key(&backend, &master, password, opts.kdf)?;
+        let key = keys::write_key(&backend, &master, password, opts.kdf)?;
+        let cache_root = opts.cache_dir.clone().unwrap_or_else(default_cache_root);
+        location_hints(&cache_root, &*backend).write_hint("key", &key.to_hex());
         let bytes = config.encode(&master.subkeys().meta);
         match backend.put(Kind::Config, "config", &bytes, Temperature::Hot) {
             Err(e) if e.is_already_exists() => Err(Error::RepositoryExists(backend.location())),
@@ -107,6 +120,38 @@ impl Repository {
 
     /// Open a repository with a password; syncs the local index with the repository.
     pub fn open(backend: DynBackend, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
+        let repo = Self::open_unsynced(backend, password, opts)?;
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// Open for a backup: announce the backup session *before* the index is read, so the one
+    /// LIST of the index is also the one that prune safety needs (gc.md §2). `backup` takes the
+    /// session over with `take_session`.
+    pub fn open_for_backup(
+        backend: DynBackend,
+        password: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
+        let repo = Self::open_unsynced(backend, password, opts)?;
+        let session = repo.start_session()?;
+        if let Ok(mut slot) = repo.session.lock() {
+            *slot = Some(session);
+        }
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// The session started by `open_for_backup`, if any.
+    pub fn take_session(&self) -> Option<session::SessionGuard> {
+        self.session.lock().ok().and_then(|mut s| s.take())
+    }
+
+    fn open_unsynced(
+        backend: DynBackend,
+        password: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         let backend = Arc::new(Counting::new(backend));
         let config_bytes = match backend.get(Kind::Config, "config") {
             Err(BackendError::NotFound { .. }) => {
@@ -117,8 +162,7 @@ impl Repository {
         Config::peek_version(&config_bytes)?;
         let cache_root = opts.cache_dir.clone().unwrap_or_else(default_cache_root);
         // Which key slot opened this location last time: tried first, saving a LIST.
-        let location_id = Id::of_object(backend.location().as_bytes()).to_hex();
-        let hints = ObjectCache::new(cache_root.join("locations").join(location_id));
+        let hints = location_hints(&cache_root, &*backend);
         let hint = hints.read_hint("key");
         let (master, key_name) = keys::unlock(&*backend, password, hint.as_deref())?;
         hints.write_hint("key", &key_name);
@@ -135,8 +179,8 @@ impl Repository {
             index,
             cache: ObjectCache::new(cache_dir.join("objects")),
             cache_dir,
+            session: std::sync::Mutex::new(None),
         };
-        repo.sync_index()?;
         Ok(repo)
     }
 
@@ -175,14 +219,20 @@ impl Repository {
             .unwrap_or_else(|| self.backend.stats())
     }
 
+    /// Where a blob of any kind is stored (data first); prefer `lookup_kind`.
     pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
         self.index.lookup(id)
+    }
+
+    /// Where a blob of this kind is stored (a data chunk and a tree may share an id).
+    pub fn lookup_kind(&self, kind: BlobKind, id: &Id) -> Result<Option<BlobLocation>> {
+        self.index.lookup_kind(kind, id)
     }
 
     /// Read, decrypt and verify one blob.
     /// Tree blobs are read from a local copy of their pack (fetched whole on first use).
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.lookup(id)?.ok_or(Error::BlobMissing(*id))?;
+        let loc = self.lookup_kind(kind, id)?.ok_or(Error::BlobMissing(*id))?;
         let name = loc.pack.to_hex();
         let (offset, len) = (u64::from(loc.offset), u64::from(loc.length));
         if kind == BlobKind::Tree {
@@ -220,8 +270,21 @@ impl Repository {
     }
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        self.load_snapshot_from(id, true)
+    }
+
+    /// `check` reads the repository itself, never a local copy.
+    pub fn load_snapshot_uncached(&self, id: &Id) -> Result<Snapshot> {
+        self.load_snapshot_from(id, false)
+    }
+
+    fn load_snapshot_from(&self, id: &Id, use_cache: bool) -> Result<Snapshot> {
         let name = id.to_hex();
-        let cached = self.cache.get(Kind::Snapshot, &name);
+        let cached = if use_cache {
+            self.cache.get(Kind::Snapshot, &name)
+        } else {
+            None
+        };
         let bytes = match cached.filter(|b| Id::of_object(b) == *id) {
             Some(b) => b,
             None => {

@@ -109,7 +109,7 @@ pub struct PackWriter<'r> {
     opts: WriterOptions,
     data: Mutex<PackBuilder>,
     tree: Mutex<PackBuilder>,
-    seen: Mutex<HashSet<Id>>,
+    seen: Mutex<HashSet<(BlobKind, Id)>>,
     stats: Mutex<WriterStats>,
     shared: Arc<Shared>,
     tx: Option<Sender<Upload>>,
@@ -157,22 +157,29 @@ impl<'r> PackWriter<'r> {
         }
     }
 
-    /// Claim a blob id for this run: true when it is neither stored nor claimed already, in which
-    /// case the caller must `add_sealed` it.
+    /// Claim a data blob id for this run: true when it is neither stored nor claimed already, in
+    /// which case the caller must `add_sealed` it.
     pub fn claim(&self, id: &Id) -> Result<bool> {
-        if lock(&self.seen).contains(id) {
+        self.claim_kind(BlobKind::Data, id)
+    }
+
+    /// Claim a blob of a kind. The kind matters: ids are keyed hashes of the plaintext only, so a
+    /// chunk can share its id with a tree (an empty folder's tree is the two bytes `01 00`), and
+    /// each must be stored sealed as its own kind.
+    pub fn claim_kind(&self, kind: BlobKind, id: &Id) -> Result<bool> {
+        if lock(&self.seen).contains(&(kind, *id)) {
             return Ok(false);
         }
-        if self.repo.index().lookup(id)?.is_some() {
+        if self.repo.index().lookup_kind(kind, id)?.is_some() {
             return Ok(false);
         }
-        Ok(lock(&self.seen).insert(*id))
+        Ok(lock(&self.seen).insert((kind, *id)))
     }
 
     /// Seal and store a blob unless it exists; returns true when it was new.
     pub fn add(&self, kind: BlobKind, plain: &[u8]) -> Result<(Id, bool)> {
         let id = self.repo.codec().id(plain);
-        if !self.claim(&id)? {
+        if !self.claim_kind(kind, &id)? {
             return Ok((id, false));
         }
         self.add_sealed(self.repo.codec().seal(kind, id, plain))?;
@@ -189,7 +196,9 @@ impl<'r> PackWriter<'r> {
         let full = {
             let mut b = lock(builder);
             b.add(blob.kind, blob.id, &blob.sealed, blob.raw_length);
-            if b.len() >= self.repo.config().pack_target_size as usize {
+            if b.len() >= self.repo.config().pack_target_size as usize
+                || b.count() >= crate::format::MAX_PACK_ENTRIES
+            {
                 Some(std::mem::take(&mut *b))
             } else {
                 None

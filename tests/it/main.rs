@@ -6,6 +6,7 @@ mod cli_basics;
 mod crash;
 mod damage;
 mod engine;
+mod fixture;
 mod hostile;
 mod prune;
 mod retention;
@@ -24,3 +25,11 @@ mod s3_server;
 // Format: spec vectors and property tests.
 mod format_props;
 mod vectors;
+// Reliability and security (issue 7).
+mod concurrent;
+mod faults;
+mod hostile_repo;
+mod local_faults;
+mod relutil;
+mod security;
+mod torture;

@@ -102,14 +102,17 @@ pub fn backup(
         v.dedup();
         v
     };
-    // Announce this backup before reading the index (gc.md §3): a prune that does not see the
-    // session has already published its new index, which the sync below then picks up.
-    let session = if opts.dry_run {
-        None
-    } else {
-        let s = repo.start_session()?;
-        repo.sync_index()?;
-        Some(s)
+    // Announce this backup before reading the index (gc.md §2): a prune that does not see the
+    // session has already published its new index, which the sync then picks up. The CLI opens
+    // with `open_for_backup`, which did both already.
+    let session = match (opts.dry_run, repo.take_session()) {
+        (true, _) => None,
+        (false, Some(s)) => Some(s),
+        (false, None) => {
+            let s = repo.start_session()?;
+            repo.sync_index()?;
+            Some(s)
+        }
     };
     let parent = match opts.parent {
         Some(id) => Some((id, repo.load_snapshot(&id)?)),

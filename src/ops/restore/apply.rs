@@ -29,13 +29,14 @@ fn clear_path(p: &Path) -> Result<()> {
     }
 }
 
-/// Folders and (empty, pre-sized) regular files, in tree order.
+/// Folders and (empty, pre-sized to `lengths`, their content lengths) regular files, in tree order.
 pub(crate) fn create_entries(
     target: &Path,
     entries: &[Planned],
+    lengths: &[u64],
     summary: &mut RestoreSummary,
 ) -> Result<()> {
-    for e in entries {
+    for (e, len) in entries.iter().zip(lengths) {
         let p = rel(target, &e.path);
         match e.node.kind {
             NodeKind::Dir => {
@@ -61,7 +62,7 @@ pub(crate) fn create_entries(
                     .open(&p)
                     .map_err(|err| Error::io(&p, err))?;
                 // Pre-sizing leaves all-zero chunks as holes: sparse files stay sparse.
-                f.set_len(e.node.size).map_err(|err| Error::io(&p, err))?;
+                f.set_len(*len).map_err(|err| Error::io(&p, err))?;
                 summary.files_restored += 1;
             }
             _ => {}

@@ -156,6 +156,17 @@ fn fetch_pack(
                     format!("blob {id}: {e} (affects {})", who.join(", ")),
                 )
             })?;
+            if plain.len() != loc.raw_length as usize {
+                return Err(Error::damaged(
+                    "index",
+                    id.to_hex(),
+                    format!(
+                        "blob is {} bytes, the index says {}",
+                        plain.len(),
+                        loc.raw_length
+                    ),
+                ));
+            }
             for (i, offset) in placements.get(id).into_iter().flatten() {
                 let path = rel(target, &entries[*i].path);
                 write_sparse(files.get(&path)?, &plain, *offset)

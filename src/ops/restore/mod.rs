@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::backend::RequestStats;
 use crate::error::{Error, Result};
-use crate::format::tree::{Node, NodeKind, Tree};
-use crate::id::Id;
+use crate::format::tree::{Node, NodeKind, Tree, MAX_TREE_DEPTH};
+use crate::format::MAX_DATA_BLOB;
+use crate::id::{BlobKind, Id};
 use crate::ops::filter::PatternSet;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -81,7 +82,7 @@ pub fn restore(
         warnings: Vec::new(),
         inodes: HashMap::new(),
     };
-    planner.walk(&snap.tree, Path::new("/"), includes.is_empty())?;
+    planner.walk(&snap.tree, Path::new("/"), includes.is_empty(), 0)?;
     let Planner {
         entries, warnings, ..
     } = planner;
@@ -91,7 +92,16 @@ pub fn restore(
         warnings,
         ..Default::default()
     };
-    let (placements, locations, total_bytes) = place_chunks(repo, &entries)?;
+    let (placements, locations, total_bytes, lengths) = place_chunks(repo, &entries)?;
+    for (e, len) in entries.iter().zip(&lengths) {
+        if e.node.kind == NodeKind::File && e.link_to.is_none() && *len != e.node.size {
+            summary.warnings.push(format!(
+                "{}: recorded size {} differs from its content ({len} bytes); restoring the content",
+                e.path.display(),
+                e.node.size
+            ));
+        }
+    }
     progress.set_total(entries.len() as u64, total_bytes);
     if opts.dry_run {
         summary.files_restored = entries
@@ -103,7 +113,7 @@ pub fn restore(
     }
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
-    apply::create_entries(&target, &entries, &mut summary)?;
+    apply::create_entries(&target, &entries, &lengths, &mut summary)?;
     let fetched = fetch::fetch_all(
         repo,
         &target,
@@ -124,28 +134,40 @@ pub fn restore(
     Ok(summary)
 }
 
-/// Every chunk's places (entry, offset) and the total bytes; lengths come from the index.
-fn place_chunks(repo: &Repository, entries: &[Planned]) -> Result<(Placements, Locations, u64)> {
+/// Every chunk's places (entry, offset), the total bytes and each entry's content length (the
+/// sum of its chunks' lengths, from the index; a file is sized by that, never by the size its
+/// node declares, which a hostile tree could set to 2^60).
+fn place_chunks(
+    repo: &Repository,
+    entries: &[Planned],
+) -> Result<(Placements, Locations, u64, Vec<u64>)> {
     let mut placements: Placements = HashMap::new();
     let mut locations: Locations = HashMap::new();
     let mut total = 0;
+    let mut lengths = vec![0u64; entries.len()];
     for (i, e) in entries.iter().enumerate() {
         if e.node.kind != NodeKind::File || e.link_to.is_some() {
             continue;
         }
-        total += e.node.size;
         let mut offset = 0u64;
         for id in &e.node.content {
             let loc = match locations.get(id) {
                 Some(l) => *l,
                 None => {
-                    let l = repo.lookup(id)?.ok_or_else(|| {
+                    let l = repo.lookup_kind(BlobKind::Data, id)?.ok_or_else(|| {
                         Error::damaged(
                             "blob",
                             id.to_hex(),
                             format!("needed by {} but missing from the index", e.path.display()),
                         )
                     })?;
+                    if l.raw_length as usize > MAX_DATA_BLOB {
+                        return Err(Error::damaged(
+                            "index",
+                            id.to_hex(),
+                            format!("blob length {} exceeds the limit", l.raw_length),
+                        ));
+                    }
                     locations.insert(*id, l);
                     l
                 }
@@ -153,8 +175,10 @@ fn place_chunks(repo: &Repository, entries: &[Planned]) -> Result<(Placements, L
             placements.entry(*id).or_default().push((i, offset));
             offset += u64::from(loc.raw_length);
         }
+        lengths[i] = offset;
+        total += offset;
     }
-    Ok((placements, locations, total))
+    Ok((placements, locations, total, lengths))
 }
 
 struct Planner<'a> {
@@ -170,7 +194,17 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// Walk a tree; `selected` is true when an include pattern (or none) already covers it.
     /// Returns whether anything below was planned (folders on the way to a match are kept).
-    fn walk(&mut self, tree_id: &Id, path: &Path, selected: bool) -> Result<bool> {
+    fn walk(&mut self, tree_id: &Id, path: &Path, selected: bool, depth: usize) -> Result<bool> {
+        if depth > MAX_TREE_DEPTH {
+            return Err(Error::damaged(
+                "tree",
+                tree_id.to_hex(),
+                format!(
+                    "{}: folders nested deeper than {MAX_TREE_DEPTH} levels",
+                    path.display()
+                ),
+            ));
+        }
         let tree: Tree = self.repo.load_tree(tree_id)?;
         let mut any = false;
         for node in tree.nodes {
@@ -198,7 +232,7 @@ impl Planner<'_> {
                         link_to: None,
                     });
                     let below = match subtree {
-                        Some(id) => self.walk(&id, &child, sel)?,
+                        Some(id) => self.walk(&id, &child, sel, depth + 1)?,
                         None => false,
                     };
                     if !(sel || below) {
