@@ -153,6 +153,17 @@ impl LocalIndex {
         }
     }
 
+    /// Visit every indexed blob id in ascending byte order (prune builds its live bitmap).
+    pub fn for_each_id(&self, f: &mut dyn FnMut(Id) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(BLOBS).map_err(db_err)?;
+        for item in table.iter().map_err(db_err)? {
+            let (k, _) = item.map_err(db_err)?;
+            f(Id(*k.value()))?;
+        }
+        Ok(())
+    }
+
     pub fn blob_count(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let data = txn

@@ -1,5 +1,5 @@
 //! Marking (gc.md §4): walk every snapshot's trees once (visited trees are skipped through the
-//! live set) and record each referenced blob. Blobs that the current index does not list are
+//! live bitmap) and record each referenced blob. Blobs that the current index does not list are
 //! "missing"; trees among them are still read from superseded index objects so that a snapshot
 //! racing a prune is walked completely and its packs can be rescued.
 
@@ -29,7 +29,9 @@ impl<'r> Marker<'r> {
     pub fn new(repo: &'r Repository) -> Result<Self> {
         Ok(Marker {
             repo,
-            live: LiveSet::new(&repo.cache_dir().join("tmp"))?,
+            live: LiveSet::new(&repo.cache_dir().join("tmp"), &mut |f| {
+                repo.index().for_each_id(f)
+            })?,
             marked: HashSet::new(),
             missing: HashSet::new(),
             fallback: None,
@@ -58,7 +60,7 @@ impl<'r> Marker<'r> {
             self.walk(snap.tree)?;
             self.marked.insert(id);
         }
-        self.live.flush()
+        Ok(())
     }
 
     fn walk(&mut self, root: Id) -> Result<()> {
