@@ -1,16 +1,59 @@
-//! Peak memory of prune's mark structure (`ops::prune::live::LiveSet`) on a synthetic index of
-//! `PRUNE_MARK_BLOBS` (default 10 million) blob ids: build the set over the sorted ids (as
-//! prune does from the local index), mark 80% of them live in scattered order, mark a fifth
-//! of those again (shared trees and chunks), then sweep every indexed id asking whether it is
-//! live — the access pattern of prune's mark and pack-usage passes. Prints the time of each
-//! phase and the process's peak RSS (VmHWM from /proc/self/status).
+//! Peak memory of prune's mark phase on a synthetic index of `PRUNE_MARK_BLOBS` (default 10
+//! million) blobs: ingest them into a real local index (redb) in index objects of 100 000
+//! entries, build the live set over the index's sorted ids as prune does, mark 80% of them
+//! live in scattered order (looking every 50th up in the index, as tree loads do), mark a
+//! fifth again (shared trees and chunks), then sweep every id asking whether it is live — the
+//! access pattern of prune's mark and pack-usage passes. Prints the time of each phase and the
+//! process's peak RSS (VmHWM from /proc/self/status).
 //!
 //! Run: `cargo bench --bench prune_mark --no-default-features`
 
 use std::time::Instant;
 
-use backup_to_s3::id::Id;
+use backup_to_s3::format::index::{IndexObject, IndexPack};
+use backup_to_s3::format::pack::PackEntry;
+use backup_to_s3::id::{BlobKind, Id};
+use backup_to_s3::index::LocalIndex;
 use backup_to_s3::ops::prune::live::LiveSet;
+
+/// Ingest ids 0..n into a local index, 100 000 per index object, 1 000 per pack.
+fn synthetic_index(
+    dir: &std::path::Path,
+    n: u64,
+) -> Result<LocalIndex, Box<dyn std::error::Error>> {
+    let index = LocalIndex::open(&dir.join("index.redb"))?;
+    let per_object = 100_000u64;
+    for o in 0..n.div_ceil(per_object) {
+        let ids = (o * per_object)..((o + 1) * per_object).min(n);
+        let mut packs = Vec::new();
+        for (k, i) in ids.enumerate() {
+            if k % 1000 == 0 {
+                packs.push(IndexPack {
+                    pack: id(u64::MAX - i, n),
+                    entries: Vec::new(),
+                });
+            }
+            if let Some(p) = packs.last_mut() {
+                let offset = (k % 1000) as u32 * 4096;
+                p.entries.push(PackEntry {
+                    kind: BlobKind::Data,
+                    id: id(i, n),
+                    offset,
+                    length: 4096,
+                    raw_length: 8192,
+                });
+            }
+        }
+        index.ingest(
+            &format!("{o:064x}"),
+            &IndexObject {
+                supersedes: vec![],
+                packs,
+            },
+        )?;
+    }
+    Ok(index)
+}
 
 /// The i-th of n ids, ascending in i and spread over the id space like keyed hashes.
 fn id(i: u64, n: u64) -> Id {
@@ -36,7 +79,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     println!("baseline: VmHWM {}", vm("VmHWM:"));
     let t = Instant::now();
-    let mut live = LiveSet::new(dir.path(), &mut |f| (0..n).try_for_each(|i| f(id(i, n))))?;
+    let index = synthetic_index(dir.path(), n)?;
+    println!(
+        "index: {n} blobs ingested in {:.1} s, VmHWM {}",
+        t.elapsed().as_secs_f64(),
+        vm("VmHWM:")
+    );
+    let t = Instant::now();
+    let mut live = LiveSet::new(dir.path(), &mut |f| index.for_each_id(f))?;
     println!(
         "build: {n} ids in {:.1} s, VmHWM {}",
         t.elapsed().as_secs_f64(),
@@ -53,6 +103,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let i = (k * stride) % n;
         if !i.is_multiple_of(5) && live.insert(&id(i, n))? {
             marked += 1;
+            if i.is_multiple_of(50) && index.lookup(&id(i, n))?.is_none() {
+                return Err("synthetic blob missing from the index".into());
+            }
         }
     }
     for i in (1..n).step_by(5) {

@@ -68,6 +68,17 @@ impl BlobLocation {
     }
 }
 
+/// redb's page cache for the index. redb's default (1 GiB) would let a long walk over a large
+/// index (prune, check) grow the process by the size of the index file; a bounded cache keeps
+/// memory flat as the repository grows, and the OS page cache still holds the hot pages.
+const CACHE_BYTES: usize = 64 << 20;
+
+fn create_db(path: &Path) -> Result<Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+}
+
 fn db_err(e: impl std::fmt::Display) -> Error {
     Error::Index(e.to_string())
 }
@@ -83,7 +94,7 @@ impl LocalIndex {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let db = match Database::create(path) {
+        let db = match create_db(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => Self::private_db(path)?,
             Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
@@ -95,7 +106,7 @@ impl LocalIndex {
             Err(e) => {
                 tracing::warn!("local index {} unusable ({e}); rebuilding", path.display());
                 let _ = std::fs::remove_file(path);
-                Database::create(path).map_err(db_err)?
+                create_db(path).map_err(db_err)?
             }
         };
         let index = LocalIndex { db };
@@ -112,7 +123,7 @@ impl LocalIndex {
             hex::encode(rnd)
         ));
         tracing::debug!("local index busy; using private copy {}", private.display());
-        let db = Database::create(&private).map_err(db_err);
+        let db = create_db(&private).map_err(db_err);
         // Unlinked while open: the private copy disappears when the process ends.
         let _ = std::fs::remove_file(&private);
         db

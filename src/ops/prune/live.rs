@@ -99,19 +99,21 @@ impl LiveSet {
 
     /// Add an id; true when it was not in the set yet.
     pub fn insert(&mut self, id: &Id) -> Result<bool> {
-        match self.position(id)? {
-            Some(p) => {
-                let (word, mask) = ((p / 64) as usize, 1u64 << (p % 64));
-                let Some(w) = self.bits.get_mut(word) else {
-                    return Ok(self.extra.insert(*id));
-                };
+        Ok(self.insert_new(id)?.is_some())
+    }
+
+    /// Add an id: None when it was in the set already, else whether it is in the universe.
+    pub fn insert_new(&mut self, id: &Id) -> Result<Option<bool>> {
+        if let Some(p) = self.position(id)? {
+            let (word, mask) = ((p / 64) as usize, 1u64 << (p % 64));
+            if let Some(w) = self.bits.get_mut(word) {
                 let new = *w & mask == 0;
                 *w |= mask;
                 self.set += u64::from(new);
-                Ok(new)
+                return Ok(new.then_some(true));
             }
-            None => Ok(self.extra.insert(*id)),
         }
+        Ok(self.extra.insert(*id).then_some(false))
     }
 
     pub fn contains(&self, id: &Id) -> Result<bool> {

@@ -23,6 +23,9 @@ pub(super) struct Marker<'r> {
     /// Locations from superseded index objects, loaded on first need.
     fallback: Option<HashMap<Id, BlobLocation>>,
     pub trees: u64,
+    /// True while the live set's universe equals the local index (the first mark of a run):
+    /// an id outside it is then missing without an index lookup.
+    pub universe_is_index: bool,
 }
 
 impl<'r> Marker<'r> {
@@ -36,6 +39,7 @@ impl<'r> Marker<'r> {
             missing: HashSet::new(),
             fallback: None,
             trees: 0,
+            universe_is_index: true,
         })
     }
 
@@ -78,7 +82,14 @@ impl<'r> Marker<'r> {
                     (NodeKind::Dir, Some(sub)) => stack.push(sub),
                     (NodeKind::File, _) => {
                         for id in &node.content {
-                            if self.live.insert(id)? && self.repo.lookup(id)?.is_none() {
+                            let missing = match self.live.insert_new(id)? {
+                                None => false,
+                                Some(_) if !self.universe_is_index => {
+                                    self.repo.lookup(id)?.is_none()
+                                }
+                                Some(in_universe) => !in_universe,
+                            };
+                            if missing {
                                 self.missing.insert(*id);
                             }
                         }

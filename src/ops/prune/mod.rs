@@ -205,6 +205,8 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         let sessions = list_sessions(repo)?;
         match waiting_for(&plan, &sessions, opts) {
             None => {
+                // Phase one changed the index under the universe: look ids up from now on.
+                marker.universe_is_index = false;
                 marker.mark_new_snapshots()?;
                 phase2::rescue(repo, &mut marker, &mut report)?;
                 let mut catalog = IndexCatalog::load(repo)?;
