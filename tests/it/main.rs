@@ -8,6 +8,9 @@ mod damage;
 mod engine;
 mod hostile;
 
+// Snapshot filesystem view and mount (issue 5).
+mod vfs;
+
 // Backends (S3 backend work, issue 3).
 mod backend_conformance;
 #[cfg(feature = "s3")]
