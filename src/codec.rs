@@ -53,6 +53,20 @@ impl Codec {
 
     /// Compress (unless that does not shrink it) and seal a blob whose id is already known.
     pub fn seal(&self, kind: BlobKind, id: Id, plain: &[u8]) -> SealedBlob {
+        let mut nonce = [0u8; crypto::NONCE_LEN];
+        crypto::fill_random(&mut nonce);
+        self.seal_with_nonce(kind, id, plain, &nonce)
+    }
+
+    /// `seal` with a given nonce: only for test vectors, which must be reproducible. A nonce
+    /// MUST never be reused under the same key (format-spec §4.1).
+    pub fn seal_with_nonce(
+        &self,
+        kind: BlobKind,
+        id: Id,
+        plain: &[u8],
+        nonce: &[u8; crypto::NONCE_LEN],
+    ) -> SealedBlob {
         let compressed = if self.level > 0 {
             compress(self.level, plain)
         } else {
@@ -69,7 +83,12 @@ impl Codec {
                 payload.extend_from_slice(plain);
             }
         }
-        let sealed = crypto::seal(self.keys.seal_key(kind), &blob_aad(kind, &id), &payload);
+        let sealed = crypto::aead::seal_with_nonce(
+            self.keys.seal_key(kind),
+            nonce,
+            &blob_aad(kind, &id),
+            &payload,
+        );
         SealedBlob {
             kind,
             id,

@@ -2,6 +2,10 @@
 
 /// Receives progress from long operations. All methods have no-op defaults.
 pub trait Progress: Send + Sync {
+    /// Whether totals are worth computing ahead (a visible bar wants an ETA).
+    fn wants_totals(&self) -> bool {
+        false
+    }
     /// The amount of work, when known (files and bytes).
     fn set_total(&self, _files: u64, _bytes: u64) {}
     /// Bytes processed (read, restored or verified).

@@ -123,4 +123,7 @@ impl<B: Backend> Backend for Counting<B> {
             .fetch_add(names.len().div_ceil(1000) as u64, Relaxed);
         self.inner.delete_many(kind, names)
     }
+    fn wire_stats(&self) -> Option<RequestStats> {
+        self.inner.wire_stats()
+    }
 }

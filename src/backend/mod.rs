@@ -164,6 +164,11 @@ pub trait Backend: Send + Sync {
     fn delete_many(&self, kind: Kind, names: &[String]) -> BResult<()> {
         names.iter().try_for_each(|n| self.delete(kind, n))
     }
+    /// Requests actually sent over the network (retries and multipart parts included), for
+    /// backends where that differs from the calls made; None elsewhere.
+    fn wire_stats(&self) -> Option<RequestStats> {
+        None
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
@@ -193,5 +198,8 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn delete_many(&self, kind: Kind, names: &[String]) -> BResult<()> {
         (**self).delete_many(kind, names)
+    }
+    fn wire_stats(&self) -> Option<RequestStats> {
+        (**self).wire_stats()
     }
 }

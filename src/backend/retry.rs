@@ -140,6 +140,9 @@ impl<B: Backend> Backend for Retry<B> {
     fn delete_many(&self, kind: Kind, names: &[String]) -> BResult<()> {
         self.run(|| self.inner.delete_many(kind, names))
     }
+    fn wire_stats(&self) -> Option<super::RequestStats> {
+        self.inner.wire_stats()
+    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,13 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
         backup::backup(&repo, Source::Paths(&a.paths), &opts, &bar)?
     };
     bar.finish();
+    let mut summary = summary;
+    count_all_requests(
+        &repo,
+        &mut summary.requests,
+        &mut summary.bytes_up,
+        &mut summary.bytes_down,
+    );
     if g.json {
         for w in &summary.warnings {
             print_json(&json!({"message_type": "error", "error": w}))?;
@@ -153,6 +160,19 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// Report every request of the run, opening the repository included (config, key, index sync).
+fn count_all_requests(
+    repo: &Repository,
+    requests: &mut backup_to_s3::backend::RequestStats,
+    up: &mut u64,
+    down: &mut u64,
+) {
+    let all = repo.request_stats();
+    *requests = all;
+    *up = all.bytes_up;
+    *down = all.bytes_down;
 }
 
 pub fn human(n: u64) -> String {
@@ -366,8 +386,15 @@ fn restore_cmd(g: &super::args::Global, a: RestoreArgs) -> Result<i32> {
         dry_run: a.dry_run,
     };
     let bar = Bar::new(!g.json, g.quiet, "restore");
-    let summary = restore::restore(&repo, &sid, &a.target, &opts, &bar)?;
+    let mut summary = restore::restore(&repo, &sid, &a.target, &opts, &bar)?;
     bar.finish();
+    let mut up = 0;
+    count_all_requests(
+        &repo,
+        &mut summary.requests,
+        &mut up,
+        &mut summary.bytes_down,
+    );
     if g.json {
         for w in &summary.warnings {
             print_json(&json!({"message_type": "error", "error": w}))?;
@@ -417,8 +444,10 @@ fn check_cmd(g: &super::args::Global, a: CheckArgs) -> Result<i32> {
         read_data_subset: subset,
     };
     let bar = Bar::new(!g.json, g.quiet, "check");
-    let report = check::check(&repo, &opts, &bar)?;
+    let mut report = check::check(&repo, &opts, &bar)?;
     bar.finish();
+    let (mut up, mut down) = (0, 0);
+    count_all_requests(&repo, &mut report.requests, &mut up, &mut down);
     if g.json {
         print_json(&report)?;
     } else {

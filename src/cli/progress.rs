@@ -19,7 +19,7 @@ impl Bar {
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
         let style = ProgressStyle::with_template(&format!(
-            "{verb} {{spinner}} [{{elapsed_precise}}] {{bytes}} {{binary_bytes_per_sec}} {{pos}} files  ETA {{eta}}  {{wide_msg}}"
+            "{verb} {{spinner}} [{{elapsed_precise}}] {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}} {{pos}} files  ETA {{eta}}  {{wide_msg}}"
         ))
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
@@ -37,6 +37,9 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn wants_totals(&self) -> bool {
+        self.bar.is_some()
+    }
     fn set_total(&self, _files: u64, bytes: u64) {
         if let Some(b) = &self.bar {
             b.set_length(bytes);

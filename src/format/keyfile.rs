@@ -10,6 +10,10 @@ use crate::error::{CryptoError, Error, FormatError};
 
 /// What a key slot unlocks. v1 writes only `Full`; other kinds (put-only) are reserved.
 pub const PAYLOAD_FULL: u8 = 1;
+/// Length of the argon2id salt.
+pub const SALT_LEN: usize = 32;
+/// Length of the sealed payload: nonce, payload kind, master key, tag.
+pub const SEALED_LEN: usize = crypto::aead::OVERHEAD + 1 + 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KdfParams {
@@ -133,6 +137,16 @@ impl KeyFile {
             ));
         }
         kf.kdf_params.validate()?;
+        // Fixed sizes (format-spec §3.2): 32-byte salt; nonce ‖ (kind ‖ 32-byte key) ‖ tag.
+        if kf.salt.len() != 2 * SALT_LEN || !kf.salt.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FormatError::malformed("key", "salt is not 32 bytes of hex"));
+        }
+        if kf.sealed.len() != 2 * SEALED_LEN || !kf.sealed.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FormatError::malformed(
+                "key",
+                "sealed key has the wrong length",
+            ));
+        }
         Ok(kf)
     }
 

@@ -82,6 +82,13 @@ pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
 
 /// Decode a header's plaintext; offsets follow from the lengths, and must fit before `data_end`.
 pub fn decode_header(plain: &[u8], data_end: u64) -> Result<Vec<PackEntry>, FormatError> {
+    // Offsets are u32 (format-spec §5 rule 7); a larger data section would wrap them.
+    if data_end > u64::from(u32::MAX) {
+        return Err(FormatError::malformed(
+            "pack header",
+            "data section larger than 4 GiB",
+        ));
+    }
     let mut r = Reader::new("pack header", plain);
     let n = r.count(MAX_PACK_ENTRIES, HEADER_ENTRY_LEN)?;
     let mut entries = Vec::with_capacity(n);

@@ -46,7 +46,17 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn encode(&self, key: &SealKey) -> Vec<u8> {
-        crypto::seal(key, AAD_SNAPSHOT, &encode_versioned(self))
+        crypto::seal(key, AAD_SNAPSHOT, &self.encode_plain())
+    }
+
+    /// The plaintext that is sealed: `version byte ‖ bincode(Snapshot)` (format-spec §8.1).
+    pub fn encode_plain(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+
+    /// Decode an opened snapshot's plaintext (format-spec §8.1).
+    pub fn decode_plain(plain: &[u8]) -> Result<Snapshot, FormatError> {
+        decode_versioned("snapshot", plain, MAX_SNAPSHOT_OBJECT)
     }
 
     pub fn decode(sealed: &[u8], key: &SealKey) -> Result<Snapshot, Error> {
@@ -59,7 +69,7 @@ impl Snapshot {
             .into());
         }
         let plain = crypto::open(key, AAD_SNAPSHOT, sealed)?;
-        Ok(decode_versioned("snapshot", &plain, MAX_SNAPSHOT_OBJECT)?)
+        Ok(Self::decode_plain(&plain)?)
     }
 
     pub fn time(&self) -> jiff::Timestamp {

@@ -116,6 +116,11 @@ impl Tree {
 
     pub fn decode(plain: &[u8]) -> Result<Tree, FormatError> {
         let tree: Tree = decode_versioned("tree", plain, MAX_TREE_BLOB)?;
+        // No writer produces these names (format-spec §7.3); one means a hostile or broken
+        // writer, so the whole tree is rejected rather than risk a path escaping its folder.
+        if tree.nodes.iter().any(|n| !n.has_safe_name()) {
+            return Err(FormatError::malformed("tree", "unsafe entry name"));
+        }
         for pair in tree.nodes.windows(2) {
             if pair[0].name >= pair[1].name {
                 return Err(FormatError::malformed(

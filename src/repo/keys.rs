@@ -23,8 +23,23 @@ pub fn write_key(
     Ok(id)
 }
 
-/// Try every key slot; `WrongPassword` when none opens.
-pub fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<MasterKey> {
+/// Try the hinted key slot first (no LIST needed), then every slot; returns the master key
+/// and the name of the slot that opened. `WrongPassword` when none opens.
+pub fn unlock(
+    backend: &dyn Backend,
+    password: &[u8],
+    hint: Option<&str>,
+) -> Result<(MasterKey, String)> {
+    if let Some(name) = hint {
+        if let Ok(bytes) = backend.get(Kind::Key, name) {
+            if let Ok(master) = KeyFile::decode(&bytes)
+                .map_err(Error::from)
+                .and_then(|kf| kf.unlock(password))
+            {
+                return Ok((master, name.to_string()));
+            }
+        }
+    }
     let names = backend.list(Kind::Key)?;
     if names.is_empty() {
         return Err(Error::damaged(
@@ -35,12 +50,15 @@ pub fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<MasterKey> {
     }
     let mut last_err = None;
     for (name, _) in names {
+        if Some(name.as_str()) == hint {
+            continue;
+        }
         let bytes = backend.get(Kind::Key, &name)?;
         match KeyFile::decode(&bytes)
             .map_err(Error::from)
             .and_then(|kf| kf.unlock(password))
         {
-            Ok(master) => return Ok(master),
+            Ok(master) => return Ok((master, name)),
             Err(Error::Crypto(CryptoError::WrongPassword)) => {}
             Err(e) => {
                 tracing::warn!("key file {name}: {e}");

@@ -2,10 +2,12 @@
 //! (format-spec §1–§8). Writing goes through `writer::PackWriter`; the local index is synced
 //! with the repository's index objects by `index_sync`.
 
+pub mod cache;
 mod index_sync;
 pub mod keys;
 pub mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::id::{BlobKind, Id};
 use crate::index::{BlobLocation, LocalIndex};
+use cache::ObjectCache;
 
 pub type DynBackend = Arc<dyn Backend>;
 
@@ -56,6 +59,7 @@ pub struct Repository {
     chunker: Chunker,
     index: Arc<LocalIndex>,
     cache_dir: PathBuf,
+    cache: ObjectCache,
 }
 
 /// The user's cache folder for backup-to-s3.
@@ -110,14 +114,16 @@ impl Repository {
             other => other?,
         };
         Config::peek_version(&config_bytes)?;
-        let master = keys::unlock(&*backend, password)?;
+        let cache_root = opts.cache_dir.clone().unwrap_or_else(default_cache_root);
+        // Which key slot opened this location last time: tried first, saving a LIST.
+        let location_id = Id::of_object(backend.location().as_bytes()).to_hex();
+        let hints = ObjectCache::new(cache_root.join("locations").join(location_id));
+        let hint = hints.read_hint("key");
+        let (master, key_name) = keys::unlock(&*backend, password, hint.as_deref())?;
+        hints.write_hint("key", &key_name);
         let subkeys = master.subkeys();
         let config = Config::decode(&config_bytes, &subkeys.meta)?;
-        let cache_dir = opts
-            .cache_dir
-            .clone()
-            .unwrap_or_else(default_cache_root)
-            .join(config.repo_id.to_hex());
+        let cache_dir = cache_root.join(config.repo_id.to_hex());
         let index = Arc::new(LocalIndex::open(&cache_dir.join("index.redb"))?);
         let repo = Repository {
             codec: Codec::new(subkeys.clone(), config.compression_level),
@@ -126,6 +132,7 @@ impl Repository {
             config,
             master,
             index,
+            cache: ObjectCache::new(cache_dir.join("objects")),
             cache_dir,
         };
         repo.sync_index()?;
@@ -147,8 +154,11 @@ impl Repository {
     pub fn index(&self) -> &LocalIndex {
         &self.index
     }
-    pub(crate) fn shared_parts(&self) -> (Arc<Counting<DynBackend>>, Arc<LocalIndex>) {
-        (self.backend.clone(), self.index.clone())
+    pub(crate) fn shared_parts(&self) -> (Arc<Counting<DynBackend>>, Arc<LocalIndex>, ObjectCache) {
+        (self.backend.clone(), self.index.clone(), self.cache.clone())
+    }
+    pub fn cache(&self) -> &ObjectCache {
+        &self.cache
     }
     pub fn master_key(&self) -> &MasterKey {
         &self.master
@@ -157,8 +167,11 @@ impl Repository {
         &self.cache_dir
     }
     /// Requests and bytes moved since the repository was opened.
+    /// On S3 these are the HTTP requests really sent (retries and multipart parts included).
     pub fn request_stats(&self) -> RequestStats {
-        self.backend.stats()
+        self.backend
+            .wire_stats()
+            .unwrap_or_else(|| self.backend.stats())
     }
 
     pub fn lookup(&self, id: &Id) -> Result<Option<BlobLocation>> {
@@ -166,20 +179,38 @@ impl Repository {
     }
 
     /// Read, decrypt and verify one blob.
+    /// Tree blobs are read from a local copy of their pack (fetched whole on first use).
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
         let loc = self.lookup(id)?.ok_or(Error::BlobMissing(*id))?;
-        let sealed = self.backend.get_range(
-            Kind::Pack,
-            &loc.pack.to_hex(),
-            u64::from(loc.offset),
-            u64::from(loc.length),
-        )?;
+        let name = loc.pack.to_hex();
+        let (offset, len) = (u64::from(loc.offset), u64::from(loc.length));
+        if kind == BlobKind::Tree {
+            if let Some(sealed) = self.cached_tree_blob(&name, offset, len) {
+                match self.codec.open(kind, id, &sealed) {
+                    Ok(plain) => return Ok(plain),
+                    // A damaged local copy: forget it and read the repository.
+                    Err(_) => self.cache.remove(Kind::Pack, &name),
+                }
+            }
+        }
+        let sealed = self.backend.get_range(Kind::Pack, &name, offset, len)?;
         self.codec.open(kind, id, &sealed).map_err(|e| match e {
             Error::Damaged { detail, .. } => {
-                Error::damaged("pack", loc.pack.to_hex(), format!("blob {id}: {detail}"))
+                Error::damaged("pack", name, format!("blob {id}: {detail}"))
             }
             other => other,
         })
+    }
+
+    fn cached_tree_blob(&self, pack: &str, offset: u64, len: u64) -> Option<Vec<u8>> {
+        if !self.cache.contains(Kind::Pack, pack) {
+            let bytes = self.backend.get(Kind::Pack, pack).ok()?;
+            if Id::of_object(&bytes).to_hex() != pack {
+                return None;
+            }
+            self.cache.put(Kind::Pack, pack, &bytes);
+        }
+        self.cache.get_range(Kind::Pack, pack, offset, len)
     }
 
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
@@ -188,7 +219,18 @@ impl Repository {
     }
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let bytes = self.backend.get(Kind::Snapshot, &id.to_hex())?;
+        let name = id.to_hex();
+        let cached = self.cache.get(Kind::Snapshot, &name);
+        let bytes = match cached.filter(|b| Id::of_object(b) == *id) {
+            Some(b) => b,
+            None => {
+                let b = self.backend.get(Kind::Snapshot, &name)?;
+                if Id::of_object(&b) == *id {
+                    self.cache.put(Kind::Snapshot, &name, &b);
+                }
+                b
+            }
+        };
         if Id::of_object(&bytes) != *id {
             return Err(Error::damaged(
                 "snapshot",
@@ -207,7 +249,15 @@ impl Repository {
     /// All snapshots, oldest first. Unreadable ones are reported and skipped.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
-        for (name, _) in self.backend.list(Kind::Snapshot)? {
+        let listed = self.backend.list(Kind::Snapshot)?;
+        // Forget local copies of snapshots that are gone (forgotten elsewhere).
+        let names: HashSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+        for cached in self.cache.names(Kind::Snapshot) {
+            if !names.contains(cached.as_str()) {
+                self.cache.remove(Kind::Snapshot, &cached);
+            }
+        }
+        for (name, _) in &listed {
             let Ok(id) = name.parse::<Id>() else { continue };
             match self.load_snapshot(&id) {
                 Ok(s) => out.push((id, s)),
@@ -224,6 +274,7 @@ impl Repository {
         let id = Id::of_object(&bytes);
         self.backend
             .put(Kind::Snapshot, &id.to_hex(), &bytes, Temperature::Hot)?;
+        self.cache.put(Kind::Snapshot, &id.to_hex(), &bytes);
         Ok(id)
     }
 

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
 
+use super::cache::ObjectCache;
 use super::index_sync::write_index_object;
 use super::{DynBackend, Repository};
 use crate::backend::{Backend, Counting, Kind, Temperature};
@@ -57,6 +58,7 @@ struct Upload {
 struct Shared {
     backend: Arc<Counting<DynBackend>>,
     index: Arc<LocalIndex>,
+    cache: ObjectCache,
     meta: SealKey,
     uploaded: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
@@ -73,6 +75,10 @@ impl Shared {
         match self.backend.put(Kind::Pack, &name, &up.bytes, up.temp) {
             Err(e) if e.is_already_exists() => {}
             other => other?,
+        }
+        if up.temp == Temperature::Hot {
+            // Tree packs are read by every later backup, ls and restore: keep a local copy.
+            self.cache.put(Kind::Pack, &name, &up.bytes);
         }
         self.index.add_pending(&up.pack)?;
         let batch = {
@@ -112,10 +118,11 @@ pub struct PackWriter<'r> {
 
 impl<'r> PackWriter<'r> {
     pub(super) fn new(repo: &'r Repository, opts: WriterOptions) -> Self {
-        let (backend, index) = repo.shared_parts();
+        let (backend, index, cache) = repo.shared_parts();
         let shared = Arc::new(Shared {
             backend,
             index,
+            cache,
             meta: repo.codec().keys().meta.clone(),
             uploaded: Mutex::new(Vec::new()),
             error: Mutex::new(None),
@@ -182,7 +189,9 @@ impl<'r> PackWriter<'r> {
         let full = {
             let mut b = lock(builder);
             b.add(blob.kind, blob.id, &blob.sealed, blob.raw_length);
-            if b.len() >= self.repo.config().pack_target_size as usize {
+            if b.len() >= self.repo.config().pack_target_size as usize
+                || b.count() >= crate::format::MAX_PACK_ENTRIES
+            {
                 Some(std::mem::take(&mut *b))
             } else {
                 None

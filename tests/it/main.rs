@@ -6,6 +6,7 @@ mod cli_basics;
 mod crash;
 mod damage;
 mod engine;
+mod fixture;
 mod hostile;
 
 // Snapshot filesystem view and mount (issue 5).
@@ -21,3 +22,7 @@ mod s3_cli;
 mod s3_faults;
 #[cfg(feature = "s3")]
 mod s3_server;
+
+// Format: spec vectors and property tests.
+mod format_props;
+mod vectors;

@@ -54,6 +54,22 @@ fn backup_restore_check_through_s3() {
     ));
     assert_eq!(second["files_changed"], 1);
     assert!(second["bytes_up"].as_u64().unwrap() < 64 << 10, "{second}");
+    // A no-op backup costs a handful of requests and one LIST (of the index, for prune safety).
+    let noop = last_json(&run_ok(
+        s3_env(&env, &bucket),
+        &["backup", "--json", src.to_str().unwrap()],
+    ));
+    eprintln!("no-op backup: {noop}");
+    assert_eq!(noop["bytes_read"], 0);
+    assert!(noop["requests"]["LIST"].as_u64().unwrap() <= 1, "{noop}");
+    let total: u64 = ["PUT", "GET", "HEAD", "LIST", "DELETE"]
+        .iter()
+        .map(|k| noop["requests"][k].as_u64().unwrap())
+        .sum();
+    assert!(
+        total <= 8,
+        "a no-op backup should cost a handful of requests: {noop}"
+    );
     let target = env.path("out");
     run_ok(
         s3_env(&env, &bucket),

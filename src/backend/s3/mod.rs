@@ -187,4 +187,7 @@ impl Backend for S3Backend {
         names.iter().try_for_each(|n| check_name(kind, n))?;
         self.block_on(self.inner.delete_many(kind, names))?
     }
+    fn wire_stats(&self) -> Option<super::RequestStats> {
+        Some(S3Backend::wire_stats(self))
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::RequestStats;
+use crate::backend::{Kind, RequestStats};
 use crate::error::Result;
 use crate::format::snapshot::{Snapshot, SnapshotSummary};
 use crate::id::Id;
@@ -164,7 +164,12 @@ pub fn backup(
         signature: Vec::new(),
     };
     if !opts.dry_run {
-        summary.snapshot_id = Some(repo.save_snapshot(&snapshot)?.to_hex());
+        let id = repo.save_snapshot(&snapshot)?;
+        repo.cache().write_hint(
+            &parent_hint_name(&snapshot.hostname, &snapshot.paths),
+            &id.to_hex(),
+        );
+        summary.snapshot_id = Some(id.to_hex());
     }
     let requests = repo.request_stats().since(&requests_before);
     summary.bytes_up = requests.bytes_up;
@@ -175,7 +180,25 @@ pub fn backup(
 }
 
 /// The latest snapshot of the same host and the same set of paths.
+/// The local hint naming the last snapshot this cache saw for a host and set of paths.
+fn parent_hint_name(host: &str, paths: &[String]) -> String {
+    let key = format!("{host}\0{}", paths.join("\0"));
+    format!("parent-{}", Id::of_object(key.as_bytes()).to_hex())
+}
+
+/// The latest snapshot of the same host and the same set of paths. The local hint avoids a
+/// LIST of all snapshots: one HEAD confirms the hinted snapshot still exists.
 fn find_parent(repo: &Repository, host: &str, paths: &[String]) -> Result<Option<(Id, Snapshot)>> {
+    let hint = repo.cache().read_hint(&parent_hint_name(host, paths));
+    if let Some(id) = hint.and_then(|h| h.parse::<Id>().ok()) {
+        if repo.backend().stat(Kind::Snapshot, &id.to_hex())?.is_some() {
+            if let Ok(s) = repo.load_snapshot(&id) {
+                if s.hostname == host && s.paths == paths {
+                    return Ok(Some((id, s)));
+                }
+            }
+        }
+    }
     Ok(repo
         .list_snapshots()?
         .into_iter()

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -75,6 +76,7 @@ pub fn run(
     };
     let failure = Mutex::new(None);
     let (tx, rx) = bounded::<(Id, Vec<u8>)>(threads * 2);
+    let scanning = AtomicBool::new(true);
     let result = std::thread::scope(|scope| {
         for _ in 0..threads {
             let rx = rx.clone();
@@ -82,6 +84,12 @@ pub fn run(
             scope.spawn(move || seal_worker(repo.codec(), writer, rx, failure));
         }
         drop(rx);
+        if progress.wants_totals() {
+            if let Source::Paths(_) = source {
+                let scanning = &scanning;
+                scope.spawn(move || scan_totals(paths, excludes, scanning, progress));
+            }
+        }
         let mut walker = Walker {
             repo,
             writer,
@@ -98,6 +106,7 @@ pub fn run(
             Source::Stdin(reader) => walker.save_stdin(reader, &paths[0]),
         };
         walker.tx = None; // closes the channel: workers drain and stop
+        scanning.store(false, Ordering::Relaxed);
         r
     });
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -398,6 +407,38 @@ impl Walker<'_, '_> {
         self.summary.files_new += 1;
         self.store_tree(Tree { nodes: vec![node] }, None)
     }
+}
+
+/// Count files and bytes ahead of the walk so a progress bar can show an ETA; stops early
+/// when the walk is done.
+fn scan_totals(
+    paths: &[PathBuf],
+    excludes: &PatternSet,
+    go_on: &AtomicBool,
+    progress: &dyn Progress,
+) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if !go_on.load(Ordering::Relaxed) {
+            return;
+        }
+        if excludes.matches(&p) {
+            continue;
+        }
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        } else if m.is_file() {
+            files += 1;
+            bytes += m.len();
+        }
+    }
+    progress.set_total(files, bytes);
 }
 
 /// Open for reading without updating atime where the kernel allows it (owner or root).
