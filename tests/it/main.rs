@@ -10,6 +10,8 @@ mod fixture;
 mod hostile;
 
 // Snapshot filesystem view and mount (issue 5).
+#[cfg(all(feature = "fuse", target_os = "linux"))]
+mod mount;
 mod vfs;
 
 // Backends (S3 backend work, issue 3).
