@@ -94,6 +94,9 @@ pub enum Command {
         /// The object id (not needed for config)
         id: Option<String>,
     },
+    /// Browse the snapshots as a read-only filesystem (FUSE) until unmounted
+    #[cfg(all(feature = "fuse", target_os = "linux"))]
+    Mount(super::mount::MountArgs),
 }
 
 #[derive(Args, Debug)]
