@@ -125,6 +125,15 @@ fn mounted_snapshots_match_their_originals() {
     make_tree(&src);
     let large = pseudo_random(21, 6 << 20);
     fs::write(src.join("large"), &large).unwrap();
+    // A folder larger than one readdir reply.
+    fs::create_dir(src.join("many")).unwrap();
+    for i in 0..1500 {
+        fs::write(
+            src.join(format!("many/a-rather-long-file-name-{i:05}")),
+            b"",
+        )
+        .unwrap();
+    }
     let s = src.to_str().unwrap();
     let first = env.backup(&["--host", "one", "--tag", "t1", s]);
     let first = first["snapshot_id"].as_str().unwrap().to_string();

@@ -165,11 +165,17 @@ impl Filesystem for SnapshotFs {
             (Ok(list), Ok(parent)) => (list, parent),
             (Err(e), _) | (_, Err(e)) => return reply.error(errno(&e)),
         };
-        // Offsets: 1 is ".", 2 is "..", 3.. the entries; each names the next entry to send.
-        let dots = [(ino.0, &b"."[..]), (parent, &b".."[..])];
-        let dots = dots.into_iter().map(|(i, n)| (i, n, NodeKind::Dir));
-        let entries = list.iter().map(|e| (e.ino, e.name.as_slice(), e.kind));
-        for (i, (child, name, kind)) in dots.chain(entries).enumerate().skip(offset as usize) {
+        // Offsets: entry i (0 ".", 1 "..", then the listing) is sent with offset i + 1, the
+        // offset to continue from; large folders take several calls.
+        for i in usize::try_from(offset).unwrap_or(usize::MAX)..list.len() + 2 {
+            let (child, name, kind) = match i {
+                0 => (ino.0, &b"."[..], NodeKind::Dir),
+                1 => (parent, &b".."[..], NodeKind::Dir),
+                _ => match list.get(i - 2) {
+                    Some(e) => (e.ino, e.name.as_slice(), e.kind),
+                    None => break,
+                },
+            };
             let next = i as u64 + 1;
             if reply.add(
                 INodeNo(child),
