@@ -97,6 +97,18 @@ pub enum Command {
     /// Browse the snapshots as a read-only filesystem (FUSE) until unmounted
     #[cfg(all(feature = "fuse", target_os = "linux"))]
     Mount(super::mount::MountArgs),
+    /// Remove snapshots by retention policy or id (and with --prune their data)
+    Forget(super::prune_args::ForgetArgs),
+    /// Delete data no snapshot needs, without blocking running backups (two phases)
+    Prune(super::prune_args::PruneArgs),
+    /// forget --prune in one command (use --dry-run to preview)
+    Cleanup(super::prune_args::ForgetArgs),
+    /// Change the tags of snapshots
+    Tag(super::prune_args::TagArgs),
+    /// Protect snapshots from forget (adds the tag `protected`)
+    Protect { snapshots: Vec<String> },
+    /// Remove the protection of snapshots
+    Unprotect { snapshots: Vec<String> },
 }
 
 #[derive(Args, Debug)]

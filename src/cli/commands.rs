@@ -37,10 +37,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Cat { kind, id } => cat(g, &kind, id.as_deref()),
         #[cfg(all(feature = "fuse", target_os = "linux"))]
         Command::Mount(a) => super::mount::mount(g, a),
+        Command::Forget(a) => super::prune_cmds::forget(g, a, false),
+        Command::Prune(a) => super::prune_cmds::prune(g, a),
+        Command::Cleanup(a) => super::prune_cmds::forget(g, a, true),
+        Command::Tag(a) => super::prune_cmds::tag(g, a),
+        Command::Protect { snapshots } => super::prune_cmds::protect(g, &snapshots, true),
+        Command::Unprotect { snapshots } => super::prune_cmds::protect(g, &snapshots, false),
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(super) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string(v)?);
     Ok(())
 }
@@ -87,7 +93,7 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
     if a.paths.is_empty() && !a.stdin {
         bail!("nothing to back up: name paths or use --stdin");
     }
-    let repo = open_repo(g)?;
+    let repo = super::prune_cmds::open_for_backup(g, a.dry_run)?;
     let mut excludes = a.exclude.clone();
     for f in &a.exclude_file {
         excludes.extend(PatternSet::read_file(f)?);

@@ -5,6 +5,8 @@ mod commands;
 #[cfg(all(feature = "fuse", target_os = "linux"))]
 mod mount;
 mod progress;
+mod prune_args;
+mod prune_cmds;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -26,3 +26,5 @@ pub const AAD_PACK_HEADER: &[u8] = b"b2s3 v1 pack header";
 pub const AAD_INDEX: &[u8] = b"b2s3 v1 index";
 pub const AAD_SNAPSHOT: &[u8] = b"b2s3 v1 snapshot";
 pub const AAD_KEY: &[u8] = b"b2s3 v1 key";
+pub const AAD_SESSION: &[u8] = b"b2s3 v1 session";
+pub const AAD_PLAN: &[u8] = b"b2s3 v1 plan";

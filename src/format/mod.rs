@@ -3,6 +3,7 @@
 
 pub mod blob;
 pub mod config;
+pub mod gc;
 pub mod index;
 pub mod keyfile;
 pub mod pack;

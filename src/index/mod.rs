@@ -18,6 +18,8 @@ const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
 /// Tree blobs. Caches written before this table existed hold trees in BLOBS; lookups fall back.
 const TREES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tree_blobs");
 const INDEX_OBJECTS: TableDefinition<&str, u8> = TableDefinition::new("index_objects");
+/// `INDEX_OBJECTS` value of an object superseded by another (prune): known, not ingested.
+const SUPERSEDED: u8 = 2;
 const PENDING: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending_packs");
 
 /// Where a blob is stored.
@@ -176,6 +178,44 @@ impl LocalIndex {
             out.insert(k.value().to_string());
         }
         Ok(out)
+    }
+
+    /// Names recorded as superseded (known, but their entries deliberately not ingested).
+    pub fn superseded_index_objects(&self) -> Result<HashSet<String>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(INDEX_OBJECTS).map_err(db_err)?;
+        let mut out = HashSet::new();
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            if v.value() == SUPERSEDED {
+                out.insert(k.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remember index objects as superseded: known, so a later sync does not ingest them.
+    pub fn mark_superseded(&self, names: &[&String]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(INDEX_OBJECTS).map_err(db_err)?;
+            for n in names {
+                t.insert(n.as_str(), SUPERSEDED).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Forget the names of index objects that are gone.
+    pub fn forget_index_objects(&self, names: &[&String]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(INDEX_OBJECTS).map_err(db_err)?;
+            for n in names {
+                t.remove(n.as_str()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
     }
 
     /// Add the entries of one repository index object and remember its name.

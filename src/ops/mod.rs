@@ -3,5 +3,8 @@
 pub mod backup;
 pub mod check;
 pub mod filter;
+pub mod forget;
+pub mod prune;
 pub mod restore;
+pub mod retention;
 pub mod snapshots;

@@ -33,7 +33,8 @@ pub(crate) fn write_index_object(
 }
 
 impl Repository {
-    /// Bring the local index up to date with the repository's index objects.
+    /// Bring the local index up to date with the repository's index objects. Objects that a
+    /// present object supersedes are remembered as such and never ingested (format-spec §6.2).
     pub fn sync_index(&self) -> Result<()> {
         self.recover_pending()?;
         let listed: HashSet<String> = self
@@ -43,34 +44,71 @@ impl Repository {
             .map(|(n, _)| n)
             .collect();
         let known = self.index().known_index_objects()?;
-        let rebuild = !known.is_subset(&listed);
-        let new: Vec<&String> = if rebuild {
-            listed.iter().collect()
-        } else {
-            listed.difference(&known).collect()
-        };
-        let mut loaded = Vec::with_capacity(new.len());
+        let marked = self.index().superseded_index_objects()?;
+        let gone: Vec<&String> = known.difference(&listed).collect();
+        if gone.iter().any(|n| !marked.contains(*n)) {
+            // An object we ingested disappeared: start from scratch.
+            return self.rebuild_index(&listed);
+        }
+        if !gone.is_empty() {
+            self.index().forget_index_objects(&gone)?;
+        }
+        let mut loaded = Vec::new();
         let mut superseded = HashSet::new();
-        for name in new {
+        for name in listed.difference(&known) {
             let Some(obj) = self.load_index_object_or_skip(name)? else {
                 continue;
             };
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
             loaded.push((name.clone(), obj));
         }
-        if !rebuild && superseded.iter().any(|s| known.contains(s)) {
+        if superseded
+            .iter()
+            .any(|s| known.contains(s) && !marked.contains(s))
+        {
             // Something we mirror was replaced by prune: start from scratch.
             return self.rebuild_index(&listed);
         }
-        if rebuild {
-            self.index().clear()?;
-        }
-        for (name, obj) in loaded {
-            if !superseded.contains(&name) {
-                self.index().ingest(&name, &obj)?;
+        let mut skipped = Vec::new();
+        for (name, obj) in &loaded {
+            if superseded.contains(name) {
+                skipped.push(name);
+            } else {
+                self.index().ingest(name, obj)?;
             }
         }
-        Ok(())
+        self.index().mark_superseded(&skipped)
+    }
+
+    /// Write an index object listing `packs` that replaces the objects in `supersedes` (prune).
+    /// A superseding object is not recorded in the local cache, so the next `sync_index` (of
+    /// this or any process sharing the cache) sees it as new and rebuilds without the old ones.
+    pub fn write_index(&self, packs: Vec<IndexPack>, supersedes: Vec<Id>) -> Result<String> {
+        let key = &self.codec().keys().meta;
+        if supersedes.is_empty() {
+            return write_index_object(self.backend(), key, self.index(), packs, supersedes);
+        }
+        let bytes = IndexObject { supersedes, packs }.encode(key);
+        let name = Id::of_object(&bytes).to_hex();
+        match self
+            .backend()
+            .put(Kind::Index, &name, &bytes, Temperature::Hot)
+        {
+            Err(e) if e.is_already_exists() => {}
+            other => other?,
+        }
+        Ok(name)
+    }
+
+    /// Rebuild the local index from the repository's current index objects.
+    pub fn rebuild_local_index(&self) -> Result<()> {
+        let listed: HashSet<String> = self
+            .backend()
+            .list(Kind::Index)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        self.rebuild_index(&listed)
     }
 
     fn rebuild_index(&self, listed: &HashSet<String>) -> Result<()> {
@@ -84,12 +122,15 @@ impl Repository {
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
             objs.push((name, obj));
         }
+        let mut skipped = Vec::new();
         for (name, obj) in objs {
-            if !superseded.contains(name) {
+            if superseded.contains(name) {
+                skipped.push(name);
+            } else {
                 self.index().ingest(name, &obj)?;
             }
         }
-        Ok(())
+        self.index().mark_superseded(&skipped)
     }
 
     /// A damaged index object (torn, flipped bits, wrong name) must not make the repository

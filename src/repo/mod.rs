@@ -5,6 +5,7 @@
 pub mod cache;
 mod index_sync;
 pub mod keys;
+pub mod session;
 pub mod writer;
 
 use std::collections::HashSet;
@@ -63,6 +64,8 @@ pub struct Repository {
     index: Arc<LocalIndex>,
     cache_dir: PathBuf,
     cache: ObjectCache,
+    /// A backup session opened with the repository (`open_for_backup`).
+    session: std::sync::Mutex<Option<session::SessionGuard>>,
 }
 
 /// The user's cache folder for backup-to-s3.
@@ -117,6 +120,38 @@ impl Repository {
 
     /// Open a repository with a password; syncs the local index with the repository.
     pub fn open(backend: DynBackend, password: &[u8], opts: &OpenOptions) -> Result<Repository> {
+        let repo = Self::open_unsynced(backend, password, opts)?;
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// Open for a backup: announce the backup session *before* the index is read, so the one
+    /// LIST of the index is also the one that prune safety needs (gc.md §2). `backup` takes the
+    /// session over with `take_session`.
+    pub fn open_for_backup(
+        backend: DynBackend,
+        password: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
+        let repo = Self::open_unsynced(backend, password, opts)?;
+        let session = repo.start_session()?;
+        if let Ok(mut slot) = repo.session.lock() {
+            *slot = Some(session);
+        }
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// The session started by `open_for_backup`, if any.
+    pub fn take_session(&self) -> Option<session::SessionGuard> {
+        self.session.lock().ok().and_then(|mut s| s.take())
+    }
+
+    fn open_unsynced(
+        backend: DynBackend,
+        password: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Repository> {
         let backend = Arc::new(Counting::new(backend));
         let config_bytes = match backend.get(Kind::Config, "config") {
             Err(BackendError::NotFound { .. }) => {
@@ -144,8 +179,8 @@ impl Repository {
             index,
             cache: ObjectCache::new(cache_dir.join("objects")),
             cache_dir,
+            session: std::sync::Mutex::new(None),
         };
-        repo.sync_index()?;
         Ok(repo)
     }
 

@@ -8,6 +8,8 @@ mod damage;
 mod engine;
 mod fixture;
 mod hostile;
+mod prune;
+mod retention;
 
 // Snapshot filesystem view and mount (issue 5).
 #[cfg(all(feature = "fuse", target_os = "linux"))]

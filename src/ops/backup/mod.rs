@@ -102,6 +102,18 @@ pub fn backup(
         v.dedup();
         v
     };
+    // Announce this backup before reading the index (gc.md §2): a prune that does not see the
+    // session has already published its new index, which the sync then picks up. The CLI opens
+    // with `open_for_backup`, which did both already.
+    let session = match (opts.dry_run, repo.take_session()) {
+        (true, _) => None,
+        (false, Some(s)) => Some(s),
+        (false, None) => {
+            let s = repo.start_session()?;
+            repo.sync_index()?;
+            Some(s)
+        }
+    };
     let parent = match opts.parent {
         Some(id) => Some((id, repo.load_snapshot(&id)?)),
         None => find_parent(repo, &hostname, &path_strings)?,
@@ -163,8 +175,10 @@ pub fn backup(
         }),
         signature: Vec::new(),
     };
-    if !opts.dry_run {
+    if let Some(session) = session {
+        session.ensure_fresh()?;
         let id = repo.save_snapshot(&snapshot)?;
+        session.end()?;
         repo.cache().write_hint(
             &parent_hint_name(&snapshot.hostname, &snapshot.paths),
             &id.to_hex(),

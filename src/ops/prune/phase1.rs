@@ -1,0 +1,229 @@
+//! Prune phase one (gc.md §4.3): from the live set, condemn packs without live blobs, repack
+//! packs mostly unused, condemn orphans, publish index objects that no longer list condemned
+//! packs (superseding the ones they replace), and record it all in a plan. Nothing is deleted.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::mark::Marker;
+use super::{alive, list_sessions, IndexCatalog, PruneOptions, PruneReport};
+use crate::backend::{Kind, Temperature};
+use crate::codec::SealedBlob;
+use crate::error::Result;
+use crate::format::gc::Plan;
+use crate::format::index::IndexPack;
+use crate::id::Id;
+use crate::repo::session::unix_now;
+use crate::repo::writer::WriterOptions;
+use crate::repo::Repository;
+
+/// Blob entries per rewritten index object (~22 MiB sealed).
+const MAX_ENTRIES_PER_OBJECT: usize = 500_000;
+
+struct Candidate {
+    pack: IndexPack,
+    object: String,
+    size: u64,
+    unused: u64,
+}
+
+/// Phase one; returns the plan written (None when there was nothing to do or on a dry run).
+pub(super) fn run(
+    repo: &Repository,
+    marker: &Marker<'_>,
+    catalog: &IndexCatalog,
+    pending: &[Plan],
+    packs: &HashMap<String, u64>,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<Option<(String, Plan)>> {
+    let in_plans: HashSet<Id> = pending.iter().flat_map(|p| p.condemned.clone()).collect();
+    let old_in_plans: HashSet<Id> = pending.iter().flat_map(|p| p.old_index.clone()).collect();
+    report.packs_total = packs.len() as u64;
+    report.bytes_total = packs.values().sum();
+    let mut condemned = BTreeSet::new();
+    let mut affected = BTreeSet::new();
+    let mut candidates = Vec::new();
+    let mut seen = HashSet::new();
+    for name in catalog.current() {
+        for p in repo.load_index_object(name)?.packs {
+            let Some(&size) = packs.get(&p.pack.to_hex()) else {
+                report
+                    .warnings
+                    .push(format!("pack {} is indexed but missing", p.pack));
+                continue;
+            };
+            if !seen.insert(p.pack) {
+                continue;
+            }
+            let (mut live, mut dead) = (0u64, 0u64);
+            for e in &p.entries {
+                if marker.live.contains(&e.id)? {
+                    live += u64::from(e.length);
+                } else {
+                    dead += u64::from(e.length);
+                }
+            }
+            if live == 0 {
+                condemned.insert(p.pack);
+                affected.insert(name.clone());
+                report.packs_unused += 1;
+                report.bytes_unused += size;
+            } else {
+                // Header bytes do not count: a repacked pack has a header too.
+                let unused = dead;
+                if unused as f64 > opts.max_unused * size as f64 {
+                    candidates.push(Candidate {
+                        pack: p,
+                        object: name.clone(),
+                        size,
+                        unused,
+                    });
+                }
+            }
+        }
+    }
+    // Most wasteful first, within the repack budget.
+    candidates.sort_by(|a, b| (b.unused * a.size).cmp(&(a.unused * b.size)));
+    let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
+    candidates.retain(|c| {
+        let fits = c.size <= budget;
+        if fits {
+            budget -= c.size;
+        }
+        fits
+    });
+    for (name, &size) in packs {
+        let Ok(id) = name.parse::<Id>() else { continue };
+        if !catalog.current_packs.contains(&id) && !in_plans.contains(&id) && condemned.insert(id) {
+            report.packs_orphaned += 1;
+            report.bytes_orphaned += size;
+        }
+    }
+    let leftovers: Vec<Id> = catalog
+        .superseded_present()
+        .into_iter()
+        .filter_map(|n| n.parse::<Id>().ok())
+        .filter(|id| !old_in_plans.contains(id))
+        .collect();
+    report.packs_repacked = candidates.len() as u64;
+    report.bytes_repacked = candidates.iter().map(|c| c.size).sum();
+    if opts.dry_run || (condemned.is_empty() && candidates.is_empty() && leftovers.is_empty()) {
+        return Ok(None);
+    }
+    let repacked = repack(repo, marker, &candidates, report)?;
+    for c in candidates
+        .iter()
+        .filter(|c| repacked.contains(&c.pack.pack))
+    {
+        condemned.insert(c.pack.pack);
+        affected.insert(c.object.clone());
+    }
+    let new_index = rewrite(repo, catalog, &affected, &condemned)?;
+    report.index_written += new_index.len() as u64;
+    repo.rebuild_local_index()?;
+    // Sessions alive now, after the new index is visible: phase two waits for them.
+    let sessions = alive(&list_sessions(repo)?, opts.stale_after);
+    let mut old_index: Vec<Id> = affected.iter().filter_map(|n| n.parse().ok()).collect();
+    old_index.extend(leftovers);
+    let plan = Plan {
+        created_s: unix_now(),
+        condemned: condemned.into_iter().collect(),
+        old_index,
+        new_index,
+        sessions,
+    };
+    let bytes = plan.encode(&repo.codec().keys().meta);
+    let name = Id::of_object(&bytes).to_hex();
+    repo.backend()
+        .put(Kind::Plan, &name, &bytes, Temperature::Hot)?;
+    report.plan = Some(name.clone());
+    Ok(Some((name, plan)))
+}
+
+/// Copy the live blobs of `candidates` into new packs (sealed bytes are moved as they are: a
+/// blob's seal binds its kind and id, not its pack). Returns the packs whose copy succeeded.
+fn repack(
+    repo: &Repository,
+    marker: &Marker<'_>,
+    candidates: &[Candidate],
+    report: &mut PruneReport,
+) -> Result<HashSet<Id>> {
+    let mut done = HashSet::new();
+    if candidates.is_empty() {
+        return Ok(done);
+    }
+    let writer = repo.writer(WriterOptions::default());
+    let mut copied = HashSet::new();
+    for c in candidates {
+        let name = c.pack.pack.to_hex();
+        let bytes = repo.backend().get(Kind::Pack, &name)?;
+        if Id::of_object(&bytes) != c.pack.pack {
+            report
+                .warnings
+                .push(format!("pack {name} is damaged; not repacked (run check)"));
+            continue;
+        }
+        for e in &c.pack.entries {
+            if !marker.live.contains(&e.id)? || !copied.insert(e.id) {
+                continue;
+            }
+            let start = e.offset as usize;
+            let Some(sealed) = bytes.get(start..start.saturating_add(e.length as usize)) else {
+                continue;
+            };
+            writer.add_sealed(SealedBlob {
+                kind: e.kind,
+                id: e.id,
+                sealed: sealed.to_vec(),
+                raw_length: e.raw_length,
+            })?;
+        }
+        done.insert(c.pack.pack);
+    }
+    let stats = writer.finish()?;
+    report.bytes_repack_written += stats.bytes;
+    Ok(done)
+}
+
+/// Write index objects listing the packs of `affected` minus `condemned`; each supersedes the
+/// objects whose packs it carries and, transitively, what those superseded.
+fn rewrite(
+    repo: &Repository,
+    catalog: &IndexCatalog,
+    affected: &BTreeSet<String>,
+    condemned: &BTreeSet<Id>,
+) -> Result<Vec<Id>> {
+    let mut out = Vec::new();
+    let mut packs = Vec::new();
+    let mut sup = BTreeSet::new();
+    let mut entries = 0usize;
+    let mut it = affected.iter().peekable();
+    while let Some(name) = it.next() {
+        sup.extend(name.parse::<Id>().ok());
+        sup.extend(
+            catalog
+                .supersedes_of(name)
+                .iter()
+                .filter(|s| catalog.objects.contains_key(&s.to_hex())),
+        );
+        for p in repo.load_index_object(name)?.packs {
+            if !condemned.contains(&p.pack) {
+                entries += p.entries.len();
+                packs.push(p);
+            }
+        }
+        if entries >= MAX_ENTRIES_PER_OBJECT || it.peek().is_none() {
+            let written = repo.write_index(
+                std::mem::take(&mut packs),
+                std::mem::take(&mut sup).into_iter().collect(),
+            )?;
+            out.push(
+                written
+                    .parse::<Id>()
+                    .map_err(|e| crate::Error::Invalid(e.to_string()))?,
+            );
+            entries = 0;
+        }
+    }
+    Ok(out)
+}
