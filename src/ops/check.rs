@@ -181,16 +181,16 @@ pub fn check(
         let results = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..threads {
-                s.spawn(|| loop {
-                    let Some(&(pack, entries)) = work.get(next.fetch_add(1, Ordering::Relaxed))
-                    else {
-                        break;
-                    };
-                    let res = read_pack_data(repo, pack, entries, progress);
-                    results
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((*pack, res));
+                s.spawn(|| {
+                    while let Some(&(pack, entries)) =
+                        work.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let res = read_pack_data(repo, pack, entries, progress);
+                        results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((*pack, res));
+                    }
                 });
             }
         });
