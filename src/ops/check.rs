@@ -3,16 +3,14 @@
 //! Damage is reported by object, then traced to the snapshots and files it affects.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::backend::{Kind, RequestStats};
 use crate::error::Result;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
-use crate::format::tree::NodeKind;
-use crate::id::Id;
+use crate::format::tree::{NodeKind, MAX_TREE_DEPTH};
+use crate::id::{BlobKind, Id};
 use crate::progress::Progress;
 use crate::repo::Repository;
 
@@ -107,17 +105,20 @@ pub fn check(
             indexed.entry(p.pack).or_default().extend(p.entries);
         }
     }
-    let blob_packs: HashMap<Id, Vec<Id>> =
+    // By kind as well as id: a data chunk and a tree may share an id, and each must be stored
+    // as its own kind to be readable.
+    let blob_packs: HashMap<(BlobKind, Id), Vec<Id>> =
         indexed
             .iter()
             .fold(HashMap::new(), |mut m, (pack, entries)| {
                 for e in entries {
-                    m.entry(e.id).or_default().push(*pack);
+                    m.entry((e.kind, e.id)).or_default().push(*pack);
                 }
                 m
             });
 
     // 2. Every indexed pack exists and its header agrees with the index.
+    let fraction = opts.read_data_subset.unwrap_or(1.0).clamp(0.0, 1.0);
     // Whole packs that cannot be used, and single damaged blobs (pack, blob) found by reading.
     let mut damaged: BTreeSet<Id> = BTreeSet::new();
     let mut damaged_blobs: HashSet<(Id, Id)> = HashSet::new();
@@ -132,26 +133,12 @@ pub fn check(
             damaged.insert(*pack);
             continue;
         };
-        match read_pack_header(repo, &name, size) {
-            Ok(header) => {
-                let a: BTreeSet<_> = header
-                    .iter()
-                    .map(|e| (e.id, e.offset, e.length, e.kind as u8))
-                    .collect();
-                let b: BTreeSet<_> = entries
-                    .iter()
-                    .map(|e| (e.id, e.offset, e.length, e.kind as u8))
-                    .collect();
-                if a != b {
-                    r.errors
-                        .push(format!("pack {name}: header does not match the index"));
-                    damaged.insert(*pack);
-                }
-            }
-            Err(e) => {
-                r.errors.push(format!("pack {name}: {e}"));
-                damaged.insert(*pack);
-            }
+        if opts.read_data && selected(pack, fraction) {
+            continue; // the header is checked from the whole pack below: one read, not two
+        }
+        let header = read_pack_header(repo, &name, size);
+        if !header_agrees(header, entries, &name, &mut r) {
+            damaged.insert(*pack);
         }
     }
     for name in stored.keys() {
@@ -165,55 +152,53 @@ pub fn check(
         }
     }
 
-    // 3. With read_data: every (selected) pack is read whole and every blob verified, by one
-    // worker per core (reading, decrypting, decompressing and hashing are all per pack).
+    // 3. With read_data: every (selected) pack is read whole and every blob verified.
     if opts.read_data {
-        let fraction = opts.read_data_subset.unwrap_or(1.0).clamp(0.0, 1.0);
-        let work: Vec<(&Id, &Vec<PackEntry>)> = indexed
-            .iter()
-            .filter(|(pack, _)| !damaged.contains(*pack) && selected(pack, fraction))
-            .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(work.len())
-            .max(1);
-        let next = AtomicUsize::new(0);
-        let results = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    while let Some(&(pack, entries)) =
-                        work.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
-                        let res = read_pack_data(repo, pack, entries, progress);
-                        results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((*pack, res));
-                    }
-                });
+        for (pack, entries) in &indexed {
+            if damaged.contains(pack) || !selected(pack, fraction) {
+                continue;
             }
-        });
-        for (pack, res) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            match res {
+            let name = pack.to_hex();
+            let bytes = match repo.backend().get(Kind::Pack, &name) {
+                Ok(b) => b,
                 Err(e) => {
-                    r.errors.push(format!("pack {}: {e}", pack.to_hex()));
-                    damaged.insert(pack);
+                    r.errors.push(format!("pack {name}: {e}"));
+                    damaged.insert(*pack);
+                    continue;
                 }
-                Ok(v) => {
-                    r.packs_read += 1;
-                    r.bytes_read += v.bytes;
-                    r.blobs_verified += v.verified;
-                    r.errors.extend(v.errors);
-                    damaged_blobs.extend(v.damaged_blobs.into_iter().map(|b| (pack, b)));
+            };
+            r.packs_read += 1;
+            r.bytes_read += bytes.len() as u64;
+            progress.add_bytes(bytes.len() as u64);
+            let header = pack::read_entries(&bytes, &repo.codec().keys().meta);
+            if !header_agrees(header, entries, &name, &mut r) {
+                damaged.insert(*pack);
+                continue;
+            }
+            if Id::of_object(&bytes) != *pack {
+                // Which blobs suffer is decided blob by blob below; the header was verified above.
+                r.errors.push(format!(
+                    "pack {name}: content does not match its name (damaged)"
+                ));
+            }
+            for e in entries {
+                let sealed = bytes
+                    .get(e.offset as usize..(e.offset as usize).saturating_add(e.length as usize));
+                let ok = sealed.is_some_and(|s| repo.codec().open(e.kind, &e.id, s).is_ok());
+                if ok {
+                    r.blobs_verified += 1;
+                } else {
+                    r.errors
+                        .push(format!("pack {name}: blob {} is damaged", e.id));
+                    damaged_blobs.insert((*pack, e.id));
                 }
             }
         }
     }
 
     // 4. Snapshots: every tree readable, every referenced blob indexed in an undamaged pack.
-    let bad_blob = |id: &Id| {
-        blob_packs.get(id).is_none_or(|packs| {
+    let bad_blob = |kind: BlobKind, id: &Id| {
+        blob_packs.get(&(kind, *id)).is_none_or(|packs| {
             packs
                 .iter()
                 .all(|p| damaged.contains(p) || damaged_blobs.contains(&(*p, *id)))
@@ -224,7 +209,7 @@ pub fn check(
         let Ok(sid) = name.parse::<Id>() else {
             continue;
         };
-        let snap = match repo.load_snapshot(&sid) {
+        let snap = match repo.load_snapshot_uncached(&sid) {
             Ok(s) => s,
             Err(e) => {
                 r.errors.push(format!("snapshot {name}: {e}"));
@@ -232,10 +217,18 @@ pub fn check(
             }
         };
         r.snapshots_checked += 1;
-        let mut stack = vec![(snap.tree, String::from("/"))];
-        while let Some((tree_id, path)) = stack.pop() {
+        let mut stack = vec![(snap.tree, String::from("/"), 0usize)];
+        while let Some((tree_id, path, depth)) = stack.pop() {
+            if depth > MAX_TREE_DEPTH {
+                // Deeper than any backup writes: hostile, or (were ids not verified) a cycle.
+                r.errors.push(format!(
+                    "snapshot {}: {path}: folders nested deeper than {MAX_TREE_DEPTH} levels",
+                    sid.short()
+                ));
+                break;
+            }
             let first_visit = trees_seen.insert(tree_id);
-            if bad_blob(&tree_id) {
+            if bad_blob(BlobKind::Tree, &tree_id) {
                 r.errors.push(format!(
                     "snapshot {}: tree {tree_id} of {path} is missing or damaged",
                     sid.short()
@@ -266,15 +259,18 @@ pub fn check(
                 let p = format!("{}/{}", path.trim_end_matches('/'), node.name_lossy());
                 match node.kind {
                     NodeKind::Dir => match node.subtree {
-                        Some(sub) => stack.push((sub, p)),
+                        Some(sub) => stack.push((sub, p, depth + 1)),
                         None => r.errors.push(format!(
                             "snapshot {}: {p}: folder without a tree",
                             sid.short()
                         )),
                     },
                     NodeKind::File => {
-                        let missing: Vec<&Id> =
-                            node.content.iter().filter(|id| bad_blob(id)).collect();
+                        let missing: Vec<&Id> = node
+                            .content
+                            .iter()
+                            .filter(|id| bad_blob(BlobKind::Data, id))
+                            .collect();
                         if !missing.is_empty() {
                             r.missing_blobs.extend(missing.iter().map(|id| id.to_hex()));
                             r.affected.push(Affected {
@@ -302,48 +298,29 @@ pub fn check(
     Ok(r)
 }
 
-/// What reading one pack whole found.
-struct PackRead {
-    bytes: u64,
-    verified: u64,
-    errors: Vec<String>,
-    damaged_blobs: Vec<Id>,
-}
-
-/// Read a pack whole, check it against its name and verify every blob the index lists in it.
-fn read_pack_data(
-    repo: &Repository,
-    pack: &Id,
+/// Whether a pack's own header lists exactly what the index says; records the error if not.
+fn header_agrees(
+    header: Result<Vec<PackEntry>>,
     entries: &[PackEntry],
-    progress: &dyn Progress,
-) -> Result<PackRead> {
-    let name = pack.to_hex();
-    let bytes = repo.backend().get(Kind::Pack, &name)?;
-    progress.add_bytes(bytes.len() as u64);
-    let mut out = PackRead {
-        bytes: bytes.len() as u64,
-        verified: 0,
-        errors: Vec::new(),
-        damaged_blobs: Vec::new(),
-    };
-    if Id::of_object(&bytes) != *pack {
-        // Which blobs suffer is decided blob by blob below; the header was verified above.
-        out.errors.push(format!(
-            "pack {name}: content does not match its name (damaged)"
-        ));
-    }
-    for e in entries {
-        let sealed =
-            bytes.get(e.offset as usize..(e.offset as usize).saturating_add(e.length as usize));
-        if sealed.is_some_and(|s| repo.codec().open(e.kind, &e.id, s).is_ok()) {
-            out.verified += 1;
-        } else {
-            out.errors
-                .push(format!("pack {name}: blob {} is damaged", e.id));
-            out.damaged_blobs.push(e.id);
+    name: &str,
+    r: &mut CheckReport,
+) -> bool {
+    match header {
+        Ok(header) => {
+            let key = |e: &PackEntry| (e.id, e.offset, e.length, e.kind as u8);
+            let a: BTreeSet<_> = header.iter().map(key).collect();
+            let b: BTreeSet<_> = entries.iter().map(key).collect();
+            if a != b {
+                r.errors
+                    .push(format!("pack {name}: header does not match the index"));
+            }
+            a == b
+        }
+        Err(e) => {
+            r.errors.push(format!("pack {name}: {e}"));
+            false
         }
     }
-    Ok(out)
 }
 
 /// A stable, evenly spread choice of packs for `--read-data-subset`.
