@@ -19,6 +19,7 @@ pub mod index;
 pub mod ops;
 pub mod progress;
 pub mod repo;
+pub mod vfs;
 
 pub use error::{Error, Result};
 pub use id::{BlobKind, Id};

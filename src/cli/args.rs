@@ -94,6 +94,9 @@ pub enum Command {
         /// The object id (not needed for config)
         id: Option<String>,
     },
+    /// Browse the snapshots as a read-only filesystem (FUSE) until unmounted
+    #[cfg(all(feature = "fuse", target_os = "linux"))]
+    Mount(super::mount::MountArgs),
     /// Remove snapshots by retention policy or id (and with --prune their data)
     Forget(super::prune_args::ForgetArgs),
     /// Delete data no snapshot needs, without blocking running backups (two phases)

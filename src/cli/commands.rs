@@ -35,6 +35,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Check(a) => check_cmd(g, a),
         Command::Key { action } => key(g, action),
         Command::Cat { kind, id } => cat(g, &kind, id.as_deref()),
+        #[cfg(all(feature = "fuse", target_os = "linux"))]
+        Command::Mount(a) => super::mount::mount(g, a),
         Command::Forget(a) => super::prune_cmds::forget(g, a, false),
         Command::Prune(a) => super::prune_cmds::prune(g, a),
         Command::Cleanup(a) => super::prune_cmds::forget(g, a, true),

@@ -2,6 +2,8 @@
 
 pub mod args;
 mod commands;
+#[cfg(all(feature = "fuse", target_os = "linux"))]
+mod mount;
 mod progress;
 mod prune_args;
 mod prune_cmds;

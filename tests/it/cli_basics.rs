@@ -21,7 +21,7 @@ fn set_mtime(p: &Path, secs: u64, nanos: u32) {
 }
 
 /// A tree with every kind of entry and metadata the format records.
-fn make_tree(root: &Path) {
+pub(crate) fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("dir/sub")).unwrap();
     fs::write(root.join("dir/big.bin"), pseudo_random(1, 3 << 20)).unwrap();
     fs::write(root.join("empty"), b"").unwrap();

@@ -114,8 +114,9 @@ fn crash_at_any_point_of_a_backup_leaves_a_consistent_repository() {
         }
         check_clean(&lab.env);
     }
+    // A crash after the snapshot is written (at the session's removal) is a successful backup.
     assert!(
-        failed >= 6,
+        failed >= 5,
         "most crash points must hit the backup ({failed})"
     );
     lab.clean_backup();

@@ -11,6 +11,11 @@ mod hostile;
 mod prune;
 mod retention;
 
+// Snapshot filesystem view and mount (issue 5).
+#[cfg(all(feature = "fuse", target_os = "linux"))]
+mod mount;
+mod vfs;
+
 // Backends (S3 backend work, issue 3).
 mod backend_conformance;
 #[cfg(feature = "s3")]

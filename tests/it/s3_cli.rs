@@ -66,8 +66,10 @@ fn backup_restore_check_through_s3() {
         .iter()
         .map(|k| noop["requests"][k].as_u64().unwrap())
         .sum();
+    // GET config, GET key, LIST index, HEAD parent, PUT snapshot, and the session's PUT and
+    // DELETE (prune safety), with slack for a folder whose metadata changed meanwhile.
     assert!(
-        total <= 8,
+        total <= 12,
         "a no-op backup should cost a handful of requests: {noop}"
     );
     let target = env.path("out");

@@ -178,7 +178,13 @@ pub fn backup(
     if let Some(session) = session {
         session.ensure_fresh()?;
         let id = repo.save_snapshot(&snapshot)?;
-        session.end()?;
+        // The snapshot is committed: a session object that cannot be removed only delays a
+        // prune until it goes stale, so it is a warning, not a failed backup.
+        if let Err(e) = session.end() {
+            summary
+                .warnings
+                .push(format!("could not remove the backup's session object: {e}"));
+        }
         repo.cache().write_hint(
             &parent_hint_name(&snapshot.hostname, &snapshot.paths),
             &id.to_hex(),

@@ -15,6 +15,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::meta::{self, Names};
 use super::{BackupOptions, BackupSummary, Source};
+use crate::chunker::ChunkBuffer;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::format::tree::{Node, NodeKind, Timestamp, Tree};
@@ -100,6 +101,7 @@ pub fn run(
             tx: Some(tx),
             names: Names::default(),
             root_dev: None,
+            buf: ChunkBuffer::default(),
         };
         let r = match source {
             Source::Paths(_) => walker.save_roots(paths, parent_tree),
@@ -136,6 +138,8 @@ struct Walker<'a, 'w> {
     tx: Option<Sender<(Id, Vec<u8>)>>,
     names: Names,
     root_dev: Option<u64>,
+    /// The chunker's read buffer, reused for every file.
+    buf: ChunkBuffer,
 }
 
 impl Walker<'_, '_> {
@@ -358,27 +362,36 @@ impl Walker<'_, '_> {
 
     fn chunk_stream<R: Read>(&mut self, reader: R, label: &Path) -> Result<(Vec<Id>, u64)> {
         let mut ids = Vec::new();
-        let mut total = 0u64;
-        for chunk in self.repo.chunker().chunks(reader) {
-            let data = chunk.map_err(|e| Error::io(label, e))?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let repo = self.repo;
+        let writer = self.writer;
+        let r = repo.chunker().for_each_chunk(reader, &mut buf, |data| {
             let len = data.len() as u64;
-            total += len;
             self.summary.bytes_read += len;
             self.progress.add_bytes(len);
-            let id = self.repo.codec().id(&data);
-            if self.writer.claim(&id)? {
+            let id = repo.codec().id(data);
+            if writer.claim(&id)? {
                 self.summary.chunks_new += 1;
                 let tx = self.tx.as_ref().ok_or(Error::Interrupted)?;
+                // Only new chunks are copied out of the read buffer.
                 // A send fails only when every worker stopped on an error, reported by the caller.
-                if tx.send((id, data)).is_err() {
-                    return Err(Error::Invalid("seal workers stopped".into()));
+                if tx.send((id, data.to_vec())).is_err() {
+                    return Err(ChunkError::Other(Error::Invalid(
+                        "seal workers stopped".into(),
+                    )));
                 }
             } else {
                 self.summary.chunks_deduplicated += 1;
             }
             ids.push(id);
+            Ok(())
+        });
+        self.buf = buf;
+        match r {
+            Ok(total) => Ok((ids, total)),
+            Err(ChunkError::Read(e)) => Err(Error::io(label, e)),
+            Err(ChunkError::Other(e)) => Err(e),
         }
-        Ok((ids, total))
     }
 
     fn save_stdin(&mut self, reader: &mut dyn Read, path: &Path) -> Result<Id> {
@@ -454,5 +467,23 @@ fn open_noatime(path: &Path) -> std::io::Result<File> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path),
         Err(e) => Err(e),
+    }
+}
+
+/// Errors while chunking a file: reading it (reported with its path) or storing its chunks.
+enum ChunkError {
+    Read(std::io::Error),
+    Other(Error),
+}
+
+impl From<std::io::Error> for ChunkError {
+    fn from(e: std::io::Error) -> Self {
+        ChunkError::Read(e)
+    }
+}
+
+impl From<Error> for ChunkError {
+    fn from(e: Error) -> Self {
+        ChunkError::Other(e)
     }
 }
