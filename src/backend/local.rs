@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{BResult, Backend, BackendError, Kind, Temperature};
+use super::{check_name, BResult, Backend, BackendError, Kind, Temperature};
 
 pub struct LocalBackend {
     root: PathBuf,
@@ -53,22 +53,6 @@ fn io_err(kind: Kind, name: &str, source: std::io::Error) -> BackendError {
             name: name.to_string(),
             source,
         },
-    }
-}
-
-/// Names are hex ids or short words; anything else could escape the repository folder.
-fn check_name(kind: Kind, name: &str) -> BResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(BackendError::Other(format!(
-            "invalid {kind} object name {name:?}"
-        )))
     }
 }
 

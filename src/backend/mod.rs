@@ -143,6 +143,23 @@ impl BackendError {
 
 pub type BResult<T> = std::result::Result<T, BackendError>;
 
+/// Object names are hex ids or short words; anything else could escape a kind's folder or
+/// prefix. Every backend checks names with this before touching storage.
+pub(crate) fn check_name(kind: Kind, name: &str) -> BResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(BackendError::Other(format!(
+            "invalid {kind} object name {name:?}"
+        )))
+    }
+}
+
 /// Object storage as the repository sees it. Every object is written once: `put` of an
 /// existing name fails with `AlreadyExists` (content-addressed callers treat that as success).
 pub trait Backend: Send + Sync {

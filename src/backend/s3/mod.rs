@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use tokio::runtime::Runtime;
 
-use super::{BResult, Backend, BackendError, Kind, RequestStats, Temperature};
+use super::{check_name, BResult, Backend, BackendError, Kind, RequestStats, Temperature};
 
 pub use options::{S3Credentials, S3Options, MAX_PARTS, MIN_PART_SIZE};
 
@@ -127,22 +127,6 @@ fn outside_async_runtime() -> BResult<()> {
         ));
     }
     Ok(())
-}
-
-/// Names are hex ids or short words; anything else could escape the kind's folder.
-fn check_name(kind: Kind, name: &str) -> BResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(BackendError::Other(format!(
-            "invalid {kind} object name {name:?}"
-        )))
-    }
 }
 
 impl Backend for S3Backend {
