@@ -69,7 +69,13 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
     pub fn init(&self) {
-        self.ok(&["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"]);
+        self.init_with(&[]);
+    }
+    /// `init` with the cheap test KDF plus extra options (e.g. `--pack-size-mib 1`).
+    pub fn init_with(&self, extra: &[&str]) {
+        let mut args = vec!["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"];
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
     /// `backup --json` and its summary line.
     pub fn backup(&self, args: &[&str]) -> serde_json::Value {

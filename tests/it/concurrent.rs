@@ -44,15 +44,7 @@ fn fill(src: &Path, host: &str, round: u64) {
 #[test]
 fn two_processes_back_up_into_one_repository_at_once() {
     let env = Env::new();
-    env.ok(&[
-        "init",
-        "--kdf-memory-mib",
-        "8",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    env.init_with(&["--pack-size-mib", "1"]);
     let hosts = ["a", "b"];
     let srcs: Vec<PathBuf> = hosts
         .iter()

@@ -72,15 +72,7 @@ impl Drop for Mount {
 }
 
 fn init_small(env: &Env) {
-    env.ok(&[
-        "init",
-        "--kdf-memory-mib",
-        "8",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    env.init_with(&["--pack-size-mib", "1"]);
 }
 
 fn failed_naming(out: &Output, what: &str, path: &Path) {

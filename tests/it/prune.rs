@@ -11,15 +11,7 @@ use std::time::Duration;
 use crate::common::*;
 
 fn init_small(env: &Env) {
-    env.ok(&[
-        "init",
-        "--kdf-memory-mib",
-        "8",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    env.init_with(&["--pack-size-mib", "1"]);
 }
 
 fn dir_size(p: &Path) -> u64 {

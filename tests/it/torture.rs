@@ -89,15 +89,7 @@ fn sigkilled_backups_never_damage_the_repository() {
     eprintln!("torture seed {seed} (RELIABILITY_SEED to replay)");
     let mut rng = Rng::new(seed);
     let env = Env::new();
-    env.ok(&[
-        "init",
-        "--kdf-memory-mib",
-        "8",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    env.init_with(&["--pack-size-mib", "1"]);
     let src = env.path("src");
     let mut expected: BTreeMap<u64, std::path::PathBuf> = BTreeMap::new();
     // Round 0 runs to the end: its duration is the scale of the kill moments.
