@@ -1,6 +1,7 @@
 //! Stage micro-benchmarks of the backup/restore engine, on the library's own code paths:
 //! chunking (the streaming path backup uses, and the in-memory one), chunk ids (keyed BLAKE3),
-//! sealing/opening per zstd level, pack building, and index lookups (redb vs an in-memory set).
+//! sealing/opening per zstd level, pack building, index lookups (redb vs an in-memory set), and
+//! restore planning (tree walk, index lookups and chunk placement of a 20 000-file snapshot).
 //!
 //! `cargo bench --bench engine` (add `-- chunker` etc. to filter). The input is a deterministic
 //! 32 MiB mix (a third incompressible, a third text-like, a sixth zeros, a sixth repetitive
@@ -272,5 +273,80 @@ fn index(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chunker, hash, codec, pack, index);
+/// Restore planning: a dry-run restore walks the snapshot's trees, looks every chunk up in the
+/// local index and places it in its file, which is all a real restore does before fetching.
+fn restore_plan(c: &mut Criterion) {
+    use backup_to_s3::backend::local::LocalBackend;
+    use backup_to_s3::format::keyfile::KdfParams;
+    use backup_to_s3::ops::backup::{backup, BackupOptions, Source};
+    use backup_to_s3::ops::restore::{restore, RestoreOptions};
+    use backup_to_s3::progress::NoProgress;
+    use backup_to_s3::repo::{InitOptions, OpenOptions, Repository};
+    const FILES: usize = 20_000;
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    // 200 folders of 100 files, 1–16 KiB each: the planner's cost is per entry and per chunk.
+    let src = dir.path().join("src");
+    let mut rng = Rng(7);
+    for f in 0..FILES {
+        let d = src.join(format!("d{:03}", f / 100));
+        let len = 1024 + (rng.next() % (15 * 1024)) as usize;
+        let body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if std::fs::create_dir_all(&d)
+            .and_then(|()| std::fs::write(d.join(format!("f{f:05}")), body))
+            .is_err()
+        {
+            return;
+        }
+    }
+    let backend = std::sync::Arc::new(LocalBackend::new(dir.path().join("repo")));
+    let pw = b"bench";
+    let init = InitOptions {
+        kdf: KdfParams {
+            m_cost: 8 * 1024,
+            t_cost: 1,
+            p_cost: 1,
+        },
+        ..Default::default()
+    };
+    let opened = Repository::init(backend.clone(), pw, &init).and_then(|_| {
+        Repository::open(
+            backend,
+            pw,
+            &OpenOptions {
+                cache_dir: Some(dir.path().join("cache")),
+            },
+        )
+    });
+    let Ok(repo) = opened else {
+        eprintln!("restore_plan bench skipped: cannot create a repository");
+        return;
+    };
+    let paths = [src];
+    let Ok(Some(snap)) = backup(
+        &repo,
+        Source::Paths(&paths),
+        &BackupOptions::default(),
+        &NoProgress,
+    )
+    .map(|s| s.snapshot_id.and_then(|id| id.parse::<Id>().ok())) else {
+        eprintln!("restore_plan bench skipped: backup failed");
+        return;
+    };
+    let opts = RestoreOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let target = dir.path().join("target");
+    let mut g = c.benchmark_group("restore_plan");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(FILES as u64));
+    g.bench_function("files_20k", |b| {
+        b.iter(|| restore(&repo, &snap, &target, &opts, &NoProgress).map(|s| s.files_restored))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, chunker, hash, codec, pack, index, restore_plan);
 criterion_main!(benches);

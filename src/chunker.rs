@@ -92,7 +92,9 @@ impl Chunker {
         let max = self.params.max_size as usize;
         let cap = (4 * max).max(READ_BUFFER_MIN);
         if buf.buf.len() < cap {
-            buf.buf.resize(cap, 0);
+            // Zeroed by the allocator: pages are only touched (resident) once data is read into
+            // them, so a buffer that only ever holds small files stays small.
+            buf.buf = vec![0; cap];
         }
         let b = &mut buf.buf[..];
         let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);

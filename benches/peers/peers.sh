@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # peers.sh - benchmark one backup tool on one dataset; prints CSV on stdout:
-# (copy of shared/bench/peers.sh; the `ours` adapter reports prune as n/a while our binary has no
-#  `forget` command, and OURS_ARGS adds global options to every call of ours)
+# (copy of shared/bench/peers.sh; the `ours` adapter runs prune with --now, and OURS_ARGS adds
+#  global options to every call of ours)
 #   tool,dataset,op,wall_s,cpu_s,max_rss_kb,repo_bytes
 #
 # Usage: peers.sh DATASET_DIR TOOL          TOOL in: restic borg rustic ours
@@ -86,11 +86,9 @@ ours)
   c_backup()  { CMD=("$OURS" "${OA[@]}" backup --repo "$1" "$2"); }
   c_restore() { CMD=("$OURS" "${OA[@]}" restore --repo "$1" latest --target "$2"); }
   c_check()   { CMD=("$OURS" "${OA[@]}" check --repo "$1" --read-data); }
-  if "$OURS" forget --help >/dev/null 2>&1; then
-    c_prune() { CMD=("$OURS" forget --repo "$1" --keep-last 1 --prune); }
-  else
-    c_prune() { CMD=(); }     # not implemented yet: reported as n/a
-  fi
+  # --now: delete in this run, as restic and borg do (by default our prune only condemns
+  # packs and deletes them on a later run, so running backups are never disturbed).
+  c_prune()   { CMD=("$OURS" "${OA[@]}" forget --repo "$1" --keep-last 1 --prune --now); }
   ;;
 # ===========================================================================
 *) echo "unknown tool $TOOL" >&2; exit 2 ;;

@@ -117,7 +117,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 3)]
     pub compression: i32,
     /// Memory for the password KDF (argon2id), MiB
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub kdf_memory_mib: u32,
     /// Iterations of the password KDF
     #[arg(long, default_value_t = 3)]

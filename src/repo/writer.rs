@@ -129,8 +129,9 @@ impl<'r> PackWriter<'r> {
             index_every: opts.index_every_packs.max(1),
         });
         let connections = opts.connections.max(1);
-        // Two packs in flight per connection bounds the memory held by finished packs.
-        let (tx, rx) = bounded::<Upload>(connections);
+        // A rendezvous channel: a finished pack waits in the hand of the thread that built it
+        // until an uploader is free, so at most `connections` + 1 packs are held at once.
+        let (tx, rx) = bounded::<Upload>(0);
         let threads = (0..connections)
             .map(|_| {
                 let rx = rx.clone();

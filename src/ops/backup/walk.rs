@@ -8,10 +8,11 @@ use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use rayon::prelude::*;
 
 use super::meta::{self, Names};
 use super::{BackupOptions, BackupSummary, Source};
@@ -41,19 +42,28 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// New chunks travel to the seal workers in batches: one channel hand-off per small file
+/// cost more (futex wake-ups, context switches) than sealing it did.
+type Batch = Vec<(Id, Vec<u8>)>;
+/// A batch is sent once it holds this many bytes or chunks.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_CHUNKS: usize = 256;
+
 /// Sealing workers: compress + encrypt new chunks and hand them to the pack writer.
 fn seal_worker(
     codec: &Codec,
     writer: &PackWriter<'_>,
-    rx: Receiver<(Id, Vec<u8>)>,
+    rx: Receiver<Batch>,
     failure: &Mutex<Option<Error>>,
 ) {
-    for (id, plain) in rx {
-        let blob = codec.seal(BlobKind::Data, id, &plain);
-        if let Err(e) = writer.add_sealed(blob) {
-            let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-            f.get_or_insert(e);
-            return;
+    for batch in rx {
+        for (id, plain) in batch {
+            let blob = codec.seal(BlobKind::Data, id, &plain);
+            if let Err(e) = writer.add_sealed(blob) {
+                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                f.get_or_insert(e);
+                return;
+            }
         }
     }
 }
@@ -75,8 +85,15 @@ pub fn run(
     } else {
         opts.threads
     };
+    // Folders are walked in parallel: on many small files the walk's stat, open and read calls,
+    // not sealing, are the limit.
+    let walkers = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("walk-{i}"))
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
     let failure = Mutex::new(None);
-    let (tx, rx) = bounded::<(Id, Vec<u8>)>(threads * 2);
+    let (tx, rx) = bounded::<Batch>(threads * 2);
     let scanning = AtomicBool::new(true);
     let result = std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -91,23 +108,25 @@ pub fn run(
                 scope.spawn(move || scan_totals(paths, excludes, scanning, progress));
             }
         }
-        let mut walker = Walker {
+        let walker = Walker {
             repo,
             writer,
             opts,
             excludes,
             progress,
-            summary,
-            tx: Some(tx),
-            names: Names::default(),
-            root_dev: None,
-            buf: ChunkBuffer::default(),
+            counts: Counts::default(),
+            warnings: Mutex::new(Vec::new()),
+            tx,
+            batch: Mutex::new((Vec::new(), 0)),
+            names: Mutex::new(Names::default()),
+            buffers: Mutex::new(Vec::new()),
         };
         let r = match source {
-            Source::Paths(_) => walker.save_roots(paths, parent_tree),
+            Source::Paths(_) => walkers.install(|| walker.save_roots(paths, parent_tree)),
             Source::Stdin(reader) => walker.save_stdin(reader, &paths[0]),
         };
-        walker.tx = None; // closes the channel: workers drain and stop
+        let r = r.and_then(|id| walker.send_batch().map(|()| id));
+        walker.finish(summary); // drops the sender: workers drain and stop
         scanning.store(false, Ordering::Relaxed);
         r
     });
@@ -128,28 +147,78 @@ enum VirtualEntry {
     Target,
 }
 
+/// The walk's counters, shared by the walker threads.
+#[derive(Default)]
+struct Counts {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    files_unreadable: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_total: AtomicU64,
+    chunks_new: AtomicU64,
+    chunks_deduplicated: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Walker<'a, 'w> {
     repo: &'a Repository,
     writer: &'a PackWriter<'w>,
     opts: &'a BackupOptions,
     excludes: &'a PatternSet,
     progress: &'a dyn Progress,
-    summary: &'a mut BackupSummary,
-    tx: Option<Sender<(Id, Vec<u8>)>>,
-    names: Names,
-    root_dev: Option<u64>,
-    /// The chunker's read buffer, reused for every file.
-    buf: ChunkBuffer,
+    counts: Counts,
+    warnings: Mutex<Vec<String>>,
+    tx: Sender<Batch>,
+    /// New chunks not yet handed to the seal workers, and their bytes.
+    batch: Mutex<(Batch, usize)>,
+    names: Mutex<Names>,
+    /// Chunker read buffers, one per thread reading a file at the moment.
+    buffers: Mutex<Vec<ChunkBuffer>>,
 }
 
 impl Walker<'_, '_> {
-    fn warn(&mut self, path: &Path, e: impl std::fmt::Display) {
+    fn warn(&self, path: &Path, e: impl std::fmt::Display) {
         let msg = format!("{}: {e}", path.display());
         self.progress.warn(&msg);
-        self.summary.warnings.push(msg);
+        lock(&self.warnings).push(msg);
     }
 
-    fn save_roots(&mut self, paths: &[PathBuf], parent_tree: Option<Id>) -> Result<Id> {
+    /// Move the counters and warnings into the summary; drops the walker (and its sender).
+    fn finish(self, summary: &mut BackupSummary) {
+        let c = &self.counts;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        summary.files_new += get(&c.files_new);
+        summary.files_changed += get(&c.files_changed);
+        summary.files_unmodified += get(&c.files_unmodified);
+        summary.files_unreadable += get(&c.files_unreadable);
+        summary.dirs_new += get(&c.dirs_new);
+        summary.dirs_changed += get(&c.dirs_changed);
+        summary.dirs_unmodified += get(&c.dirs_unmodified);
+        summary.bytes_read += get(&c.bytes_read);
+        summary.bytes_total += get(&c.bytes_total);
+        summary.chunks_new += get(&c.chunks_new);
+        summary.chunks_deduplicated += get(&c.chunks_deduplicated);
+        let mut warnings = self
+            .warnings
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        // Threads finish in any order; a sorted list reads the same on every run.
+        warnings.sort();
+        summary.warnings.extend(warnings);
+    }
+
+    fn save_roots(&self, paths: &[PathBuf], parent_tree: Option<Id>) -> Result<Id> {
         let mut root = VirtualDir::default();
         for p in paths {
             std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
@@ -185,7 +254,7 @@ impl Walker<'_, '_> {
         self.save_virtual(&root, Path::new("/"), parent.as_ref(), parent_tree)
     }
 
-    fn load_parent(&mut self, id: Option<Id>) -> Option<Tree> {
+    fn load_parent(&self, id: Option<Id>) -> Option<Tree> {
         let id = id?;
         match self.repo.load_tree(&id) {
             Ok(t) => Some(t),
@@ -200,7 +269,7 @@ impl Walker<'_, '_> {
     }
 
     fn save_virtual(
-        &mut self,
+        &self,
         dir: &VirtualDir,
         path: &Path,
         parent: Option<&Tree>,
@@ -212,15 +281,20 @@ impl Walker<'_, '_> {
             let old = parent.and_then(|t| t.find(name.as_bytes()));
             match entry {
                 VirtualEntry::Target => {
-                    self.root_dev = std::fs::symlink_metadata(&child).ok().map(|m| m.dev());
-                    if let Some(node) = self.save_entry(&child, name.as_bytes().to_vec(), old)? {
+                    let root_dev = std::fs::symlink_metadata(&child).ok().map(|m| m.dev());
+                    if let Some(node) =
+                        self.save_entry(&child, name.as_bytes().to_vec(), old, root_dev)?
+                    {
                         tree.nodes.push(node);
                     }
                 }
                 VirtualEntry::Dir(sub) => {
                     let m = std::fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
-                    let mut node =
-                        meta::node_from_metadata(name.as_bytes().to_vec(), &m, &mut self.names);
+                    let mut node = meta::node_from_metadata(
+                        name.as_bytes().to_vec(),
+                        &m,
+                        &mut lock(&self.names),
+                    );
                     node.kind = NodeKind::Dir;
                     let old_subtree = old.and_then(|n| n.subtree);
                     let old_tree = self.load_parent(old_subtree);
@@ -234,40 +308,44 @@ impl Walker<'_, '_> {
     }
 
     /// Store a tree blob; counts the directory as new, changed or unmodified against `old`.
-    fn store_tree(&mut self, mut tree: Tree, old: Option<Id>) -> Result<Id> {
+    fn store_tree(&self, mut tree: Tree, old: Option<Id>) -> Result<Id> {
         let bytes = tree.encode();
         let (id, _) = self.writer.add(BlobKind::Tree, &bytes)?;
+        let c = &self.counts;
         match old {
-            Some(o) if o == id => self.summary.dirs_unmodified += 1,
-            Some(_) => self.summary.dirs_changed += 1,
-            None => self.summary.dirs_new += 1,
+            Some(o) if o == id => bump(&c.dirs_unmodified, 1),
+            Some(_) => bump(&c.dirs_changed, 1),
+            None => bump(&c.dirs_new, 1),
         }
         Ok(id)
     }
 
-    /// Back up one filesystem entry; None when it is excluded or unreadable.
+    /// Back up one filesystem entry; None when it is excluded or unreadable. `root_dev` is the
+    /// device of the backed-up path this entry is under (for --one-file-system).
     fn save_entry(
-        &mut self,
+        &self,
         path: &Path,
         name: Vec<u8>,
         old: Option<&Node>,
+        root_dev: Option<u64>,
     ) -> Result<Option<Node>> {
         if self.excludes.matches(path) {
             return Ok(None);
         }
+        let c = &self.counts;
         let m = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
-                self.summary.files_unreadable += 1;
+                bump(&c.files_unreadable, 1);
                 self.warn(path, e);
                 return Ok(None);
             }
         };
-        let mut node = meta::node_from_metadata(name, &m, &mut self.names);
+        let mut node = meta::node_from_metadata(name, &m, &mut lock(&self.names));
         node.xattrs = meta::read_xattrs(path);
         match node.kind {
             NodeKind::Dir => {
-                if self.opts.one_file_system && self.root_dev.is_some_and(|d| d != m.dev()) {
+                if self.opts.one_file_system && root_dev.is_some_and(|d| d != m.dev()) {
                     return Ok(None);
                 }
                 if self
@@ -281,33 +359,36 @@ impl Walker<'_, '_> {
                 let old_subtree = old
                     .filter(|o| o.kind == NodeKind::Dir)
                     .and_then(|o| o.subtree);
-                match self.save_dir(path, old_subtree)? {
+                match self.save_dir(path, old_subtree, root_dev)? {
                     Some(id) => node.subtree = Some(id),
                     None => return Ok(None),
                 }
             }
             NodeKind::File => {
-                self.summary.bytes_total += node.size;
+                bump(&c.bytes_total, node.size);
                 match old {
                     Some(o) if !self.opts.force && meta::unchanged(o, &node) => {
                         node.content = o.content.clone();
-                        self.summary.files_unmodified += 1;
+                        bump(&c.files_unmodified, 1);
                         self.progress.add_item(1);
                         self.progress.add_bytes(node.size);
                     }
                     _ => match self.read_file(path) {
                         Ok((content, size)) => {
+                            // The walk counted the size lstat gave; count what was read.
+                            c.bytes_total.fetch_sub(node.size, Ordering::Relaxed);
+                            bump(&c.bytes_total, size);
                             node.content = content;
                             node.size = size;
                             if old.is_some() {
-                                self.summary.files_changed += 1;
+                                bump(&c.files_changed, 1);
                             } else {
-                                self.summary.files_new += 1;
+                                bump(&c.files_new, 1);
                             }
                             self.progress.add_item(1);
                         }
                         Err(e) => {
-                            self.summary.files_unreadable += 1;
+                            bump(&c.files_unreadable, 1);
                             self.warn(path, e);
                             return Ok(None);
                         }
@@ -317,7 +398,7 @@ impl Walker<'_, '_> {
             NodeKind::Symlink => match std::fs::read_link(path) {
                 Ok(t) => node.link_target = t.into_os_string().into_vec(),
                 Err(e) => {
-                    self.summary.files_unreadable += 1;
+                    bump(&c.files_unreadable, 1);
                     self.warn(path, e);
                     return Ok(None);
                 }
@@ -327,14 +408,14 @@ impl Walker<'_, '_> {
         Ok(Some(node))
     }
 
-    fn save_dir(&mut self, path: &Path, old: Option<Id>) -> Result<Option<Id>> {
+    fn save_dir(&self, path: &Path, old: Option<Id>, root_dev: Option<u64>) -> Result<Option<Id>> {
         let entries = match std::fs::read_dir(path) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name())
                 .collect::<Vec<_>>(),
             Err(e) => {
-                self.summary.files_unreadable += 1;
+                bump(&self.counts.files_unreadable, 1);
                 self.warn(path, e);
                 return Ok(None);
             }
@@ -342,51 +423,51 @@ impl Walker<'_, '_> {
         let mut names: Vec<Vec<u8>> = entries.into_iter().map(OsString::into_vec).collect();
         names.sort();
         let old_tree = self.load_parent(old);
-        let mut tree = Tree::default();
-        for name in names {
-            let child = path.join(std::ffi::OsStr::from_bytes(&name));
-            let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
-            if let Some(node) = self.save_entry(&child, name, old_node)? {
-                tree.nodes.push(node);
-            }
-        }
+        // Entries in parallel (rayon steals across folders too); collect keeps the sorted order.
+        let nodes: Vec<Option<Node>> = names
+            .into_par_iter()
+            .map(|name| {
+                let child = path.join(std::ffi::OsStr::from_bytes(&name));
+                let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
+                self.save_entry(&child, name, old_node, root_dev)
+            })
+            .collect::<Result<_>>()?;
+        let tree = Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        };
         self.store_tree(tree, old).map(Some)
     }
 
     /// Read and chunk one file; new chunks go to the seal workers. Returns (ids, bytes read).
-    fn read_file(&mut self, path: &Path) -> Result<(Vec<Id>, u64)> {
+    fn read_file(&self, path: &Path) -> Result<(Vec<Id>, u64)> {
         self.progress.set_current(&path.display().to_string());
         let file = open_noatime(path).map_err(|e| Error::io(path, e))?;
         self.chunk_stream(file, path)
     }
 
-    fn chunk_stream<R: Read>(&mut self, reader: R, label: &Path) -> Result<(Vec<Id>, u64)> {
+    fn chunk_stream<R: Read>(&self, reader: R, label: &Path) -> Result<(Vec<Id>, u64)> {
         let mut ids = Vec::new();
-        let mut buf = std::mem::take(&mut self.buf);
-        let repo = self.repo;
-        let writer = self.writer;
-        let r = repo.chunker().for_each_chunk(reader, &mut buf, |data| {
-            let len = data.len() as u64;
-            self.summary.bytes_read += len;
-            self.progress.add_bytes(len);
-            let id = repo.codec().id(data);
-            if writer.claim(&id)? {
-                self.summary.chunks_new += 1;
-                let tx = self.tx.as_ref().ok_or(Error::Interrupted)?;
-                // Only new chunks are copied out of the read buffer.
-                // A send fails only when every worker stopped on an error, reported by the caller.
-                if tx.send((id, data.to_vec())).is_err() {
-                    return Err(ChunkError::Other(Error::Invalid(
-                        "seal workers stopped".into(),
-                    )));
+        let mut buf = lock(&self.buffers).pop().unwrap_or_default();
+        let c = &self.counts;
+        let r = self
+            .repo
+            .chunker()
+            .for_each_chunk(reader, &mut buf, |data| {
+                let len = data.len() as u64;
+                bump(&c.bytes_read, len);
+                self.progress.add_bytes(len);
+                let id = self.repo.codec().id(data);
+                if self.writer.claim(&id)? {
+                    bump(&c.chunks_new, 1);
+                    // Only new chunks are copied out of the read buffer.
+                    self.queue(id, data.to_vec())?;
+                } else {
+                    bump(&c.chunks_deduplicated, 1);
                 }
-            } else {
-                self.summary.chunks_deduplicated += 1;
-            }
-            ids.push(id);
-            Ok(())
-        });
-        self.buf = buf;
+                ids.push(id);
+                Ok(())
+            });
+        lock(&self.buffers).push(buf);
         match r {
             Ok(total) => Ok((ids, total)),
             Err(ChunkError::Read(e)) => Err(Error::io(label, e)),
@@ -394,7 +475,43 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn save_stdin(&mut self, reader: &mut dyn Read, path: &Path) -> Result<Id> {
+    /// Add a new chunk to the batch; a full batch goes to the seal workers.
+    fn queue(&self, id: Id, plain: Vec<u8>) -> Result<()> {
+        let full = {
+            let mut b = lock(&self.batch);
+            b.1 += plain.len();
+            b.0.push((id, plain));
+            if b.1 >= BATCH_BYTES || b.0.len() >= BATCH_CHUNKS {
+                b.1 = 0;
+                std::mem::take(&mut b.0)
+            } else {
+                Vec::new()
+            }
+        };
+        self.send(full)
+    }
+
+    /// Hand the pending chunks to the seal workers.
+    fn send_batch(&self) -> Result<()> {
+        let batch = {
+            let mut b = lock(&self.batch);
+            b.1 = 0;
+            std::mem::take(&mut b.0)
+        };
+        self.send(batch)
+    }
+
+    fn send(&self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // A send fails only when every worker stopped on an error, reported by the caller.
+        self.tx
+            .send(batch)
+            .map_err(|_| Error::Invalid("seal workers stopped".into()))
+    }
+
+    fn save_stdin(&self, reader: &mut dyn Read, path: &Path) -> Result<Id> {
         let name = path
             .file_name()
             .map(|n| n.as_bytes().to_vec())
@@ -414,10 +531,13 @@ impl Walker<'_, '_> {
         // SAFETY: getuid/getgid cannot fail.
         node.uid = unsafe { libc::getuid() };
         node.gid = unsafe { libc::getgid() };
-        node.user = self.names.user(node.uid);
-        node.group = self.names.group(node.gid);
-        self.summary.bytes_total += size;
-        self.summary.files_new += 1;
+        {
+            let mut names = lock(&self.names);
+            node.user = names.user(node.uid);
+            node.group = names.group(node.gid);
+        }
+        bump(&self.counts.bytes_total, size);
+        bump(&self.counts.files_new, 1);
         self.store_tree(Tree { nodes: vec![node] }, None)
     }
 }
