@@ -40,9 +40,9 @@ pub struct Global {
     /// More detail (repeat for debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Parallel transfers to the repository
-    #[arg(long, default_value_t = 4, global = true)]
-    pub connections: usize,
+    /// Parallel transfers to the repository [default: 4; pack writes to a local repository: 2]
+    #[arg(long, global = true)]
+    pub connections: Option<usize>,
     /// S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
     #[arg(long, env = "BACKUP_TO_S3_S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,

@@ -112,7 +112,7 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
         force: a.force,
         parent,
         stdin_filename: a.stdin.then(|| a.stdin_filename.clone()),
-        connections: g.connections,
+        connections: super::upload_connections(g),
         threads: 0,
     };
     let bar = Bar::new(!g.json, g.quiet, "backup");
@@ -391,7 +391,7 @@ fn restore_cmd(g: &super::args::Global, a: RestoreArgs) -> Result<i32> {
         includes: a.include.clone(),
         excludes: a.exclude.clone(),
         owners: true,
-        connections: g.connections,
+        connections: super::connections(g),
         dry_run: a.dry_run,
     };
     let bar = Bar::new(!g.json, g.quiet, "restore");

@@ -64,6 +64,21 @@ pub(crate) fn location(g: &args::Global) -> String {
         .unwrap_or_else(|| default_repo().display().to_string())
 }
 
+/// Parallel transfers: the --connections the user gave, or 4.
+pub(crate) fn connections(g: &args::Global) -> usize {
+    g.connections.unwrap_or(4).max(1)
+}
+
+/// Parallel pack uploads of a backup. Every upload holds a finished pack in memory; a local
+/// disk gains nothing from more than two writers, so a local repository defaults to 2.
+pub(crate) fn upload_connections(g: &args::Global) -> usize {
+    match g.connections {
+        Some(n) => n.max(1),
+        None if location(g).starts_with("s3://") => 4,
+        None => 2,
+    }
+}
+
 pub(crate) fn open_backend(g: &args::Global) -> Result<DynBackend> {
     let loc = location(g);
     if let Some(rest) = loc.strip_prefix("s3://") {
@@ -100,7 +115,7 @@ mod s3 {
         }
         opts.path_style |= g.s3_path_style;
         opts.storage_class_cold = g.pack_storage_class.clone();
-        opts.connections = g.connections.max(1);
+        opts.connections = connections(g);
         opts.checksum_when_required |= g.s3_checksum_when_required;
         let backend = S3Backend::new(opts).with_context(|| format!("opening s3://{rest}"))?;
         Ok(Arc::new(Retry::new(backend)))

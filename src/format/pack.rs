@@ -37,6 +37,15 @@ impl PackBuilder {
     pub fn new() -> Self {
         Self::default()
     }
+    /// A builder that writes into `buf` (cleared): packs are large, and reusing their buffers
+    /// keeps the allocator from holding freed ones resident.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        PackBuilder {
+            bytes: buf,
+            entries: Vec::new(),
+        }
+    }
     pub fn len(&self) -> usize {
         self.bytes.len()
     }

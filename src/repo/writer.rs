@@ -63,6 +63,9 @@ struct Shared {
     uploaded: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
     index_every: usize,
+    /// Buffers of uploaded packs, for the next packs to be built in.
+    spare: Mutex<Vec<Vec<u8>>>,
+    spare_max: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,7 +96,18 @@ impl Shared {
         if !batch.is_empty() {
             write_index_object(&*self.backend, &self.meta, &self.index, batch, vec![])?;
         }
+        let mut spare = lock(&self.spare);
+        if spare.len() < self.spare_max {
+            spare.push(up.bytes);
+        }
         Ok(())
+    }
+
+    /// A buffer for the next pack: a spare one, or a new one of a full pack's capacity.
+    fn pack_buffer(&self, capacity: usize) -> Vec<u8> {
+        lock(&self.spare)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
     fn fail(&self, e: Error) {
@@ -127,6 +141,8 @@ impl<'r> PackWriter<'r> {
             uploaded: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             index_every: opts.index_every_packs.max(1),
+            spare: Mutex::new(Vec::new()),
+            spare_max: opts.connections.max(1) + 1,
         });
         let connections = opts.connections.max(1);
         // A rendezvous channel: a finished pack waits in the hand of the thread that built it
@@ -197,10 +213,13 @@ impl<'r> PackWriter<'r> {
         let full = {
             let mut b = lock(builder);
             b.add(blob.kind, blob.id, &blob.sealed, blob.raw_length);
-            if b.len() >= self.repo.config().pack_target_size as usize
-                || b.count() >= crate::format::MAX_PACK_ENTRIES
-            {
-                Some(std::mem::take(&mut *b))
+            let config = self.repo.config();
+            let target = config.pack_target_size as usize;
+            if b.len() >= target || b.count() >= crate::format::MAX_PACK_ENTRIES {
+                // A full pack: the target, the blob that crossed it, the header and trailer.
+                let capacity = target + config.chunker.max_size as usize + (1 << 20);
+                let next = PackBuilder::with_buffer(self.shared.pack_buffer(capacity));
+                Some(std::mem::replace(&mut *b, next))
             } else {
                 None
             }
