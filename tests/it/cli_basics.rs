@@ -120,6 +120,37 @@ fn unchanged_backup_reads_nothing_and_force_rereads() {
     );
 }
 
+/// The no-op path reuses the parent's xattrs while inode and ctime are unchanged; setting an
+/// xattr changes the ctime, so the next backup must see it (on files and folders).
+#[test]
+fn an_xattr_change_alone_is_backed_up() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("d/file"), b"content stays the same").unwrap();
+    env.backup(&[src.to_str().unwrap()]);
+    if xattr::set(src.join("d/file"), "user.tag", b"v2").is_err() {
+        panic!("the test filesystem must support user xattrs");
+    }
+    xattr::set(src.join("d"), "user.tag", b"dir").unwrap();
+    let second = env.backup(&[src.to_str().unwrap()]);
+    assert_eq!(second["files_changed"], 1, "{second}");
+    let target = env.path("restore");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let out = restored(&target, &src);
+    assert_eq!(
+        xattr::get(out.join("d/file"), "user.tag")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert_eq!(
+        xattr::get(out.join("d"), "user.tag").unwrap().as_deref(),
+        Some(&b"dir"[..])
+    );
+}
+
 #[test]
 fn insertion_in_the_middle_adds_few_chunks() {
     let env = Env::new();

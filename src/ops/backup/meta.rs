@@ -149,6 +149,12 @@ pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
     out
 }
 
+/// Whether the inode is the one the parent snapshot saw, untouched since: same kind, inode and
+/// ctime (any change of content, mode, owner or xattrs sets the ctime).
+pub fn same_inode_state(old: &Node, new: &Node) -> bool {
+    old.kind == new.kind && old.inode == new.inode && old.ctime == new.ctime
+}
+
 /// A file is unchanged when size, mtime, ctime and inode match the parent snapshot's node.
 pub fn unchanged(old: &Node, new: &Node) -> bool {
     old.kind == NodeKind::File

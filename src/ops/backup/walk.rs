@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::{DirEntry, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -283,7 +283,7 @@ impl Walker<'_, '_> {
                 VirtualEntry::Target => {
                     let root_dev = std::fs::symlink_metadata(&child).ok().map(|m| m.dev());
                     if let Some(node) =
-                        self.save_entry(&child, name.as_bytes().to_vec(), old, root_dev)?
+                        self.save_entry(&child, name.as_bytes().to_vec(), old, root_dev, None)?
                     {
                         tree.nodes.push(node);
                     }
@@ -328,12 +328,14 @@ impl Walker<'_, '_> {
         name: Vec<u8>,
         old: Option<&Node>,
         root_dev: Option<u64>,
+        entry: Option<&DirEntry>,
     ) -> Result<Option<Node>> {
         if self.excludes.matches(path) {
             return Ok(None);
         }
         let c = &self.counts;
-        let m = match std::fs::symlink_metadata(path) {
+        // A folder entry is lstat'ed relative to the open folder: no walk of the whole path.
+        let m = match entry.map_or_else(|| std::fs::symlink_metadata(path), DirEntry::metadata) {
             Ok(m) => m,
             Err(e) => {
                 bump(&c.files_unreadable, 1);
@@ -342,7 +344,11 @@ impl Walker<'_, '_> {
             }
         };
         let mut node = meta::node_from_metadata(name, &m, &mut lock(&self.names));
-        node.xattrs = meta::read_xattrs(path);
+        node.xattrs = match old {
+            // Changing an xattr changes the ctime: same inode and ctime, same xattrs.
+            Some(o) if !self.opts.force && meta::same_inode_state(o, &node) => o.xattrs.clone(),
+            _ => meta::read_xattrs(path),
+        };
         match node.kind {
             NodeKind::Dir => {
                 if self.opts.one_file_system && root_dev.is_some_and(|d| d != m.dev()) {
@@ -409,27 +415,26 @@ impl Walker<'_, '_> {
     }
 
     fn save_dir(&self, path: &Path, old: Option<Id>, root_dev: Option<u64>) -> Result<Option<Id>> {
-        let entries = match std::fs::read_dir(path) {
+        let mut entries: Vec<(Vec<u8>, DirEntry)> = match std::fs::read_dir(path) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok())
-                .map(|e| e.file_name())
-                .collect::<Vec<_>>(),
+                .map(|e| (e.file_name().into_vec(), e))
+                .collect(),
             Err(e) => {
                 bump(&self.counts.files_unreadable, 1);
                 self.warn(path, e);
                 return Ok(None);
             }
         };
-        let mut names: Vec<Vec<u8>> = entries.into_iter().map(OsString::into_vec).collect();
-        names.sort();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let old_tree = self.load_parent(old);
         // Entries in parallel (rayon steals across folders too); collect keeps the sorted order.
-        let nodes: Vec<Option<Node>> = names
+        let nodes: Vec<Option<Node>> = entries
             .into_par_iter()
-            .map(|name| {
+            .map(|(name, entry)| {
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
                 let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
-                self.save_entry(&child, name, old_node, root_dev)
+                self.save_entry(&child, name, old_node, root_dev, Some(&entry))
             })
             .collect::<Result<_>>()?;
         let tree = Tree {
