@@ -11,6 +11,8 @@ use crate::id::{BlobKind, Id};
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    // A zstd context is ~100 KiB to set up; reading packs opens thousands of blobs per thread.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
 fn compress(level: i32, plain: &[u8]) -> Option<Vec<u8>> {
@@ -105,9 +107,14 @@ impl Codec {
             BlobKind::Data => MAX_DATA_BLOB,
             BlobKind::Tree => MAX_TREE_BLOB,
         };
-        let plain = match payload.split_first() {
-            Some((&COMPRESSION_NONE, body)) => body.to_vec(),
-            Some((&COMPRESSION_ZSTD, body)) => decompress(body, limit)?,
+        let plain = match payload.first() {
+            Some(&COMPRESSION_NONE) => {
+                // Drop the header byte in place rather than copying the body.
+                let mut body = payload;
+                body.remove(0);
+                body
+            }
+            Some(&COMPRESSION_ZSTD) => decompress(&payload[1..], limit)?,
             _ => return Err(FormatError::malformed("blob", "unknown compression").into()),
         };
         if plain.len() > limit {
@@ -143,6 +150,15 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
         }
         .into());
     }
-    zstd::bulk::decompress(body, declared as usize)
+    DECOMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let d = match &mut *slot {
+                Some(d) => d,
+                empty => empty.insert(zstd::bulk::Decompressor::new()?),
+            };
+            // Allocates `declared` bytes, and fails if the frames hold more.
+            d.decompress(body, declared as usize)
+        })
         .map_err(|e| FormatError::malformed("blob", format!("zstd: {e}")).into())
 }

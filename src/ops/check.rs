@@ -2,7 +2,9 @@
 //! snapshot references is indexed, and with `read_data` every blob decrypts and matches its id.
 //! Damage is reported by object, then traced to the snapshots and files it affects.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -19,6 +21,8 @@ pub struct CheckOptions {
     pub read_data: bool,
     /// Read only this fraction (0–1] of the packs (with `read_data`).
     pub read_data_subset: Option<f64>,
+    /// Parallel requests for pack headers; reading whole packs uses at least one per core.
+    pub connections: usize,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -82,10 +86,11 @@ pub fn check(
         message_type: "summary",
         ..Default::default()
     };
-    let stored: HashMap<String, u64> = repo.backend().list(Kind::Pack)?.into_iter().collect();
+    let stored: BTreeMap<String, u64> = repo.backend().list(Kind::Pack)?.into_iter().collect();
 
     // 1. The index as the repository states it (ignoring superseded objects).
-    let mut indexed: HashMap<Id, Vec<PackEntry>> = HashMap::new();
+    // Ordered by pack, so the report comes out in the same order every time.
+    let mut indexed: BTreeMap<Id, Vec<PackEntry>> = BTreeMap::new();
     let mut superseded = HashSet::new();
     let mut objects = Vec::new();
     for (name, _) in repo.backend().list(Kind::Index)? {
@@ -117,29 +122,50 @@ pub fn check(
                 m
             });
 
-    // 2. Every indexed pack exists and its header agrees with the index.
+    // 2. Every indexed pack exists and its header agrees with the index; 3. with read_data,
+    // every (selected) pack is read whole instead and every blob verified. Packs are checked
+    // in parallel (on S3 each is a round trip; read whole, each costs CPU) and the results
+    // merged in pack order, so the report does not depend on the threads.
     let fraction = opts.read_data_subset.unwrap_or(1.0).clamp(0.0, 1.0);
     // Whole packs that cannot be used, and single damaged blobs (pack, blob) found by reading.
     let mut damaged: BTreeSet<Id> = BTreeSet::new();
     let mut damaged_blobs: HashSet<(Id, Id)> = HashSet::new();
     progress.set_total(indexed.len() as u64, 0);
-    for (pack, entries) in &indexed {
-        let name = pack.to_hex();
-        r.packs_checked += 1;
+    let packs: Vec<(&Id, &Vec<PackEntry>)> = indexed.iter().collect();
+    let connections = opts.connections.max(1);
+    // Each worker holds at most one pack, so memory stays bounded by workers × pack size.
+    let workers = if opts.read_data {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(connections)
+    } else {
+        connections
+    };
+    let results = par_map(&packs, workers, |(pack, entries)| {
+        let read_whole = opts.read_data && selected(pack, fraction);
+        let c = check_pack(
+            repo,
+            pack,
+            entries,
+            stored.get(&pack.to_hex()).copied(),
+            read_whole,
+            progress,
+        );
         progress.add_item(1);
-        let Some(&size) = stored.get(&name) else {
-            r.errors
-                .push(format!("pack {name} is listed in the index but missing"));
-            damaged.insert(*pack);
-            continue;
-        };
-        if opts.read_data && selected(pack, fraction) {
-            continue; // the header is checked from the whole pack below: one read, not two
+        c
+    });
+    for ((pack, _), c) in packs.iter().zip(results) {
+        r.packs_checked += 1;
+        r.errors.extend(c.errors);
+        if c.damaged {
+            damaged.insert(**pack);
         }
-        let header = read_pack_header(repo, &name, size);
-        if !header_agrees(header, entries, &name, &mut r) {
-            damaged.insert(*pack);
+        damaged_blobs.extend(c.damaged_blobs.iter().map(|b| (**pack, *b)));
+        if let Some(n) = c.bytes_read {
+            r.packs_read += 1;
+            r.bytes_read += n;
         }
+        r.blobs_verified += c.blobs_verified;
     }
     for name in stored.keys() {
         if name
@@ -149,50 +175,6 @@ pub fn check(
             r.warnings.push(format!(
                 "pack {name} is not indexed (left by an interrupted run; prune removes it)"
             ));
-        }
-    }
-
-    // 3. With read_data: every (selected) pack is read whole and every blob verified.
-    if opts.read_data {
-        for (pack, entries) in &indexed {
-            if damaged.contains(pack) || !selected(pack, fraction) {
-                continue;
-            }
-            let name = pack.to_hex();
-            let bytes = match repo.backend().get(Kind::Pack, &name) {
-                Ok(b) => b,
-                Err(e) => {
-                    r.errors.push(format!("pack {name}: {e}"));
-                    damaged.insert(*pack);
-                    continue;
-                }
-            };
-            r.packs_read += 1;
-            r.bytes_read += bytes.len() as u64;
-            progress.add_bytes(bytes.len() as u64);
-            let header = pack::read_entries(&bytes, &repo.codec().keys().meta);
-            if !header_agrees(header, entries, &name, &mut r) {
-                damaged.insert(*pack);
-                continue;
-            }
-            if Id::of_object(&bytes) != *pack {
-                // Which blobs suffer is decided blob by blob below; the header was verified above.
-                r.errors.push(format!(
-                    "pack {name}: content does not match its name (damaged)"
-                ));
-            }
-            for e in entries {
-                let sealed = bytes
-                    .get(e.offset as usize..(e.offset as usize).saturating_add(e.length as usize));
-                let ok = sealed.is_some_and(|s| repo.codec().open(e.kind, &e.id, s).is_ok());
-                if ok {
-                    r.blobs_verified += 1;
-                } else {
-                    r.errors
-                        .push(format!("pack {name}: blob {} is damaged", e.id));
-                    damaged_blobs.insert((*pack, e.id));
-                }
-            }
         }
     }
 
@@ -298,12 +280,83 @@ pub fn check(
     Ok(r)
 }
 
+/// What checking one pack found.
+#[derive(Default)]
+struct PackCheck {
+    errors: Vec<String>,
+    /// The pack cannot be used at all (missing, unreadable, or its header disagrees).
+    damaged: bool,
+    /// Blobs that failed to open, when the pack was read whole.
+    damaged_blobs: Vec<Id>,
+    /// Bytes, when the pack was read whole.
+    bytes_read: Option<u64>,
+    blobs_verified: u64,
+}
+
+/// Check one indexed pack of `size` (None: missing): its header only, or with `read_whole`
+/// the whole pack (one read, not two), its name hash and every blob.
+fn check_pack(
+    repo: &Repository,
+    pack: &Id,
+    entries: &[PackEntry],
+    size: Option<u64>,
+    read_whole: bool,
+    progress: &dyn Progress,
+) -> PackCheck {
+    let mut c = PackCheck::default();
+    let name = pack.to_hex();
+    let Some(size) = size else {
+        c.errors
+            .push(format!("pack {name} is listed in the index but missing"));
+        c.damaged = true;
+        return c;
+    };
+    if !read_whole {
+        let header = read_pack_header(repo, &name, size);
+        c.damaged = !header_agrees(header, entries, &name, &mut c.errors);
+        return c;
+    }
+    let bytes = match repo.backend().get(Kind::Pack, &name) {
+        Ok(b) => b,
+        Err(e) => {
+            c.errors.push(format!("pack {name}: {e}"));
+            c.damaged = true;
+            return c;
+        }
+    };
+    c.bytes_read = Some(bytes.len() as u64);
+    progress.add_bytes(bytes.len() as u64);
+    let header = pack::read_entries(&bytes, &repo.codec().keys().meta);
+    if !header_agrees(header, entries, &name, &mut c.errors) {
+        c.damaged = true;
+        return c;
+    }
+    if Id::of_object(&bytes) != *pack {
+        // Which blobs suffer is decided blob by blob below; the header was verified above.
+        c.errors.push(format!(
+            "pack {name}: content does not match its name (damaged)"
+        ));
+    }
+    for e in entries {
+        let sealed =
+            bytes.get(e.offset as usize..(e.offset as usize).saturating_add(e.length as usize));
+        if sealed.is_some_and(|s| repo.codec().open(e.kind, &e.id, s).is_ok()) {
+            c.blobs_verified += 1;
+        } else {
+            c.errors
+                .push(format!("pack {name}: blob {} is damaged", e.id));
+            c.damaged_blobs.push(e.id);
+        }
+    }
+    c
+}
+
 /// Whether a pack's own header lists exactly what the index says; records the error if not.
 fn header_agrees(
     header: Result<Vec<PackEntry>>,
     entries: &[PackEntry],
     name: &str,
-    r: &mut CheckReport,
+    errors: &mut Vec<String>,
 ) -> bool {
     match header {
         Ok(header) => {
@@ -311,16 +364,38 @@ fn header_agrees(
             let a: BTreeSet<_> = header.iter().map(key).collect();
             let b: BTreeSet<_> = entries.iter().map(key).collect();
             if a != b {
-                r.errors
-                    .push(format!("pack {name}: header does not match the index"));
+                errors.push(format!("pack {name}: header does not match the index"));
             }
             a == b
         }
         Err(e) => {
-            r.errors.push(format!("pack {name}: {e}"));
+            errors.push(format!("pack {name}: {e}"));
             false
         }
     }
+}
+
+/// `f` over `items` on up to `workers` threads, results in item order. A worker takes the next
+/// item only when done with its last, so no more than `workers` items are in flight.
+fn par_map<T: Sync, R: Send + Sync>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<R>> = items.iter().map(|_| OnceLock::new()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (Some(item), Some(slot)) = (items.get(i), slots.get(i)) else {
+                    break;
+                };
+                let _ = slot.set(f(item));
+            });
+        }
+    });
+    slots.into_iter().filter_map(OnceLock::into_inner).collect()
 }
 
 /// A stable, evenly spread choice of packs for `--read-data-subset`.

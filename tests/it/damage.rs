@@ -1,7 +1,12 @@
 //! Damage is detected and named: a flipped byte in a pack, a deleted pack.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
+
+use backup_to_s3::format::tree::NodeKind;
+use backup_to_s3::id::{BlobKind, Id};
+use backup_to_s3::index::BlobLocation;
 
 use crate::common::*;
 
@@ -75,4 +80,124 @@ fn missing_pack_is_found_without_reading_data() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing"), "{stderr}");
     assert!(stderr.contains("/f"), "{stderr}");
+}
+
+/// Where each file's data chunks are stored, by file name.
+fn chunk_locations(env: &Env) -> BTreeMap<String, Vec<BlobLocation>> {
+    let repo = env.open();
+    let (_, snap) = repo.list_snapshots().unwrap().remove(0);
+    let mut out = BTreeMap::new();
+    let mut stack = vec![snap.tree];
+    while let Some(tree) = stack.pop() {
+        for node in repo.load_tree(&tree).unwrap().nodes {
+            stack.extend(node.subtree);
+            if node.kind == NodeKind::File {
+                let locs = node
+                    .content
+                    .iter()
+                    .map(|id| repo.lookup_kind(BlobKind::Data, id).unwrap().unwrap());
+                out.insert(node.name_lossy().to_string(), locs.collect());
+            }
+        }
+    }
+    out
+}
+
+fn check_json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let out = env.run(&[&["check", "--json"], args].concat());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn parallel_check_names_exactly_the_damaged_packs_and_files() {
+    let env = Env::new();
+    env.init_with(&["--pack-size-mib", "1"]);
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..8 {
+        fs::write(src.join(format!("f{i}")), pseudo_random(100 + i, 700 << 10)).unwrap();
+    }
+    env.backup(&[src.to_str().unwrap()]);
+    let files = chunk_locations(&env);
+    let data_packs: BTreeSet<Id> = files.values().flatten().map(|l| l.pack).collect();
+    assert!(data_packs.len() >= 4, "several packs: {data_packs:?}");
+
+    let clean = check_json(&env, &["--read-data"]);
+    assert_eq!(clean["errors"], serde_json::json!([]), "{clean:#}");
+    assert_eq!(clean["packs_read"].as_u64(), Some(packs(&env).len() as u64));
+
+    // Flip a byte in the middle of f0's first chunk; remove a pack f0 does not use.
+    let hit = files["f0"][0];
+    let removed = *data_packs
+        .iter()
+        .find(|p| files["f0"].iter().all(|l| l.pack != **p))
+        .unwrap();
+    let path_of = |pack: &Id| {
+        let name = pack.to_hex();
+        packs(&env)
+            .into_iter()
+            .find(|p| p.ends_with(&name))
+            .unwrap()
+    };
+    let mut bytes = fs::read(path_of(&hit.pack)).unwrap();
+    bytes[(hit.offset + hit.length / 2) as usize] ^= 0x01;
+    fs::write(path_of(&hit.pack), &bytes).unwrap();
+    fs::remove_file(path_of(&removed)).unwrap();
+    let expected: BTreeSet<&str> = files
+        .iter()
+        .filter(|(_, locs)| locs.iter().any(|l| *l == hit || l.pack == removed))
+        .map(|(f, _)| f.as_str())
+        .collect();
+    assert!(
+        expected.len() >= 2 && expected.len() < files.len(),
+        "{expected:?}"
+    );
+
+    let report = check_json(&env, &["--read-data"]);
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut damaged = vec![hit.pack.to_hex(), removed.to_hex()];
+    damaged.sort();
+    assert_eq!(strings(&report["damaged_packs"]), damaged);
+    let affected: BTreeSet<&str> = report["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(affected, expected, "{report:#}");
+    let errors = strings(&report["errors"]);
+    let named = |what: &str| errors.iter().any(|e| e.contains(what));
+    assert!(named(&format!(
+        "pack {}: content does not match its name",
+        hit.pack
+    )));
+    assert!(named(&format!(
+        "pack {removed} is listed in the index but missing"
+    )));
+    for e in &errors {
+        // Pack errors name only the two packs.
+        assert!(
+            !e.starts_with("pack ") || damaged.iter().any(|d| e.contains(d)),
+            "{e}"
+        );
+    }
+    // The same report in the same order every time, whatever the threads did.
+    let again = check_json(&env, &["--read-data"]);
+    for k in ["errors", "damaged_packs", "missing_blobs", "affected"] {
+        assert_eq!(again[k], report[k], "{k}");
+    }
+
+    // Without --read-data (headers only) the missing pack shows, the flipped byte cannot.
+    let quick = check_json(&env, &[]);
+    assert_eq!(
+        strings(&quick["damaged_packs"]),
+        [removed.to_hex()],
+        "{quick:#}"
+    );
 }

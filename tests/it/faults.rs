@@ -185,6 +185,7 @@ fn transient_faults_and_latency_are_ridden_out_by_retry() {
     let opts = CheckOptions {
         read_data: true,
         read_data_subset: None,
+        ..Default::default()
     };
     let report = check(&repo, &opts, &NoProgress).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -222,6 +223,7 @@ fn restore_and_check_under_faults_fail_cleanly_and_change_nothing() {
             let opts = CheckOptions {
                 read_data: true,
                 read_data_subset: None,
+                ..Default::default()
             };
             if let Ok(report) = check(&repo, &opts, &NoProgress) {
                 if b.injected() > 0 {
@@ -259,6 +261,7 @@ fn a_torn_index_object_does_not_lock_the_repository() {
     let opts = CheckOptions {
         read_data: true,
         read_data_subset: None,
+        ..Default::default()
     };
     let report = check(&repo, &opts, &NoProgress).unwrap();
     drop(repo);

@@ -631,6 +631,43 @@ mod regressions {
     }
 
     #[test]
+    fn blobs_open_after_a_bad_frame_on_the_same_thread() {
+        // The zstd context is reused per thread: a failed frame must not spoil the next blob.
+        let plain = b"backup-to-s3 ".repeat(8000);
+        let codec = Codec::new(keys(), 3);
+        let id = codec.id(&plain);
+        let good = codec.seal(BlobKind::Data, id, &plain);
+        let payload = backup_to_s3::crypto::aead::open(
+            &keys().data,
+            &backup_to_s3::format::blob::blob_aad(BlobKind::Data, &id),
+            &good.sealed,
+        )
+        .expect("opens");
+        assert_eq!(payload[0], 1, "compressed");
+        let torn = backup_to_s3::crypto::aead::seal_with_nonce(
+            &keys().data,
+            &[0; 24],
+            &backup_to_s3::format::blob::blob_aad(BlobKind::Data, &id),
+            &payload[..payload.len() / 2],
+        );
+        assert!(codec.open(BlobKind::Data, &id, &torn).is_err());
+        assert_eq!(
+            codec
+                .open(BlobKind::Data, &id, &good.sealed)
+                .expect("opens"),
+            plain
+        );
+        // Stored uncompressed: the body comes back without its compression byte.
+        let stored = Codec::new(keys(), 0).seal(BlobKind::Data, id, &plain);
+        assert_eq!(
+            codec
+                .open(BlobKind::Data, &id, &stored.sealed)
+                .expect("opens"),
+            plain
+        );
+    }
+
+    #[test]
     fn config_of_another_version_is_refused() {
         let keys = keys();
         let mut bytes = Config::new(ChunkerParams::default(), 3, 16 << 20).encode(&keys.meta);

@@ -157,6 +157,7 @@ pub fn check_clean(env: &Env) -> CheckReport {
     let opts = CheckOptions {
         read_data: true,
         read_data_subset: None,
+        ..Default::default()
     };
     let r = check(&repo, &opts, &NoProgress).unwrap();
     assert!(r.errors.is_empty(), "check found errors: {:#?}", r.errors);

@@ -184,12 +184,14 @@ fn fetch_pack(
 /// holes); consecutive non-zero blocks go out in one write.
 fn write_sparse(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
     const BLOCK: usize = 4096;
+    // Compared against with memcmp, many bytes at a time; a byte-wise loop showed in profiles.
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
     let mut pos = 0;
     let mut run_start: Option<usize> = None;
     while pos < data.len() {
         // Blocks end on file-offset multiples of BLOCK, so holes line up with filesystem blocks.
         let end = (pos + BLOCK - ((offset as usize + pos) % BLOCK)).min(data.len());
-        let zero = data[pos..end].iter().all(|&b| b == 0);
+        let zero = data[pos..end] == ZEROS[..end - pos];
         match (zero, run_start) {
             (true, Some(s)) => {
                 file.write_all_at(&data[s..pos], offset + s as u64)?;
@@ -231,5 +233,29 @@ impl FileCache {
         self.open
             .get(path)
             .ok_or_else(|| Error::Invalid("file cache".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_writes_keep_every_byte() {
+        // Zero and non-zero blocks, a lone byte at a block's end, at an unaligned offset.
+        let mut data = vec![7u8; 5000];
+        data.extend_from_slice(&[0; 10_383]); // the 1 lands at file offset 16383
+        data.push(1);
+        data.extend_from_slice(&[0; 3000]);
+        data.extend_from_slice(&[9; 4096]);
+        let offset = 1000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = File::create(&path).unwrap();
+        file.set_len(offset + data.len() as u64).unwrap();
+        write_sparse(&file, &data, offset).unwrap();
+        let back = std::fs::read(&path).unwrap();
+        assert!(back[..offset as usize].iter().all(|&b| b == 0));
+        assert_eq!(&back[offset as usize..], &data[..]);
     }
 }
