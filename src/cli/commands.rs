@@ -451,7 +451,7 @@ fn check_cmd(g: &super::args::Global, a: CheckArgs) -> Result<i32> {
     let opts = CheckOptions {
         read_data: a.read_data || subset.is_some(),
         read_data_subset: subset,
-        connections: g.connections,
+        connections: super::connections(g),
     };
     let bar = Bar::new(!g.json, g.quiet, "check");
     let mut report = check::check(&repo, &opts, &bar)?;
