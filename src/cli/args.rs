@@ -40,7 +40,7 @@ pub struct Global {
     /// More detail (repeat for debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Parallel transfers to the repository [default: 4; pack writes to a local repository: 2]
+    /// Parallel transfers [default: 4 for S3; local repository: one per core, 2 pack writers]
     #[arg(long, global = true)]
     pub connections: Option<usize>,
     /// S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)

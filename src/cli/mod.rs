@@ -64,9 +64,14 @@ pub(crate) fn location(g: &args::Global) -> String {
         .unwrap_or_else(|| default_repo().display().to_string())
 }
 
-/// Parallel transfers: the --connections the user gave, or 4.
+/// Parallel transfers: the --connections the user gave, or 4 for S3 (latency-bound), or one per
+/// core for a local repository (restore and check are CPU-bound there; each worker holds a pack).
 pub(crate) fn connections(g: &args::Global) -> usize {
-    g.connections.unwrap_or(4).max(1)
+    match g.connections {
+        Some(n) => n.max(1),
+        None if location(g).starts_with("s3://") => 4,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+    }
 }
 
 /// Parallel pack uploads of a backup. Every upload holds a finished pack in memory; a local
