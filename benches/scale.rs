@@ -142,7 +142,7 @@ fn lookup(dir: &Path, n: u64, samples: u64) -> Res<()> {
     let mut rng = Rng(0x5ca1_ab1e_d00d_f00d);
     let ids: Vec<(Id, bool)> = (0..2 * samples)
         .map(|_| {
-            let hit = n > 0 && rng.next() % 2 == 0;
+            let hit = n > 0 && rng.next().is_multiple_of(2);
             match hit {
                 true => (blob_id(rng.next() % n), true),
                 false => (blob_id(n + rng.next() % (1 << 40)), false),

@@ -632,7 +632,7 @@ mod tests {
                     .map(|k| {
                         let i = (o * 37 + p * 20 + k) * 13 % 200;
                         PackEntry {
-                            kind: if i % 7 == 0 {
+                            kind: if i.is_multiple_of(7) {
                                 BlobKind::Tree
                             } else {
                                 BlobKind::Data
