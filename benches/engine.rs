@@ -17,24 +17,14 @@ use backup_to_s3::chunker::{ChunkBuffer, Chunker};
 use backup_to_s3::codec::Codec;
 use backup_to_s3::crypto::MasterKey;
 use backup_to_s3::format::config::ChunkerParams;
-use backup_to_s3::format::index::{IndexObject, IndexPack};
-use backup_to_s3::format::pack::{PackBuilder, PackEntry};
+use backup_to_s3::format::pack::PackBuilder;
 use backup_to_s3::index::LocalIndex;
 use backup_to_s3::{BlobKind, Id};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-const SAMPLE: usize = 32 << 20;
+mod common;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+const SAMPLE: usize = 32 << 20;
 
 fn sample() -> Vec<u8> {
     if let Ok(p) = std::env::var("BENCH_SAMPLE") {
@@ -47,47 +37,7 @@ fn sample() -> Vec<u8> {
         }
         eprintln!("BENCH_SAMPLE {p} shorter than 32 MiB; using the synthetic mix");
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let words: Vec<Vec<u8>> = (0..4000)
-        .map(|_| {
-            let n = 2 + (rng.next() % 9) as usize;
-            (0..n).map(|_| b'a' + (rng.next() % 26) as u8).collect()
-        })
-        .collect();
-    let mut out = Vec::with_capacity(SAMPLE);
-    let seg = SAMPLE / 6;
-    for part in 0..6 {
-        let end = (part + 1) * seg;
-        match part {
-            0 | 3 => {
-                while out.len() < end {
-                    out.extend_from_slice(&rng.next().to_le_bytes());
-                }
-            }
-            1 | 4 => {
-                while out.len() < end {
-                    out.extend_from_slice(&words[(rng.next() % 4000) as usize]);
-                    out.push(if rng.next().is_multiple_of(12) {
-                        b'\n'
-                    } else {
-                        b' '
-                    });
-                }
-            }
-            2 => out.resize(end, 0),
-            _ => {
-                // binary-like: short records with small integers and repeated opcodes
-                while out.len() < end {
-                    let r = rng.next();
-                    out.extend_from_slice(&[0x48, 0x8b, (r & 0x3f) as u8, 0, 0, 0]);
-                    out.extend_from_slice(&((r >> 8) as u32 % 4096).to_le_bytes());
-                }
-            }
-        }
-        out.truncate(end);
-    }
-    out.resize(SAMPLE, 0);
-    out
+    common::mixed(0x9e37_79b9_7f4a_7c15, SAMPLE)
 }
 
 fn keys() -> backup_to_s3::crypto::SubKeys {
@@ -228,27 +178,12 @@ fn index(c: &mut Criterion) {
         b[..4].copy_from_slice(&i.to_le_bytes());
         Id(*blake3::hash(&b).as_bytes())
     };
-    let packs: Vec<IndexPack> = (0..N / 1000)
-        .map(|p| IndexPack {
-            pack: id_of(u32::MAX - p),
-            entries: (0..1000)
-                .map(|j| PackEntry {
-                    kind: BlobKind::Data,
-                    id: id_of(p * 1000 + j),
-                    offset: j * 4096,
-                    length: 4096,
-                    raw_length: 4096,
-                })
-                .collect(),
-        })
-        .collect();
-    if let Err(e) = idx.ingest(
-        "bench",
-        &IndexObject {
-            supersedes: vec![],
-            packs,
-        },
-    ) {
+    let obj = common::synthetic_object(
+        0..u64::from(N),
+        |i| id_of(i as u32),
+        |i| id_of(u32::MAX - (i / 1000) as u32),
+    );
+    if let Err(e) = idx.ingest("bench", &obj) {
         eprintln!("index bench skipped: {e}");
         return;
     }

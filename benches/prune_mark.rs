@@ -10,11 +10,12 @@
 
 use std::time::Instant;
 
-use backup_to_s3::format::index::{IndexObject, IndexPack};
-use backup_to_s3::format::pack::PackEntry;
-use backup_to_s3::id::{BlobKind, Id};
+use backup_to_s3::id::Id;
 use backup_to_s3::index::LocalIndex;
 use backup_to_s3::ops::prune::live::LiveSet;
+
+mod common;
+use common::{synthetic_object, vm};
 
 /// Ingest ids 0..n into a local index, 100 000 per index object, 1 000 per pack.
 fn synthetic_index(
@@ -25,32 +26,8 @@ fn synthetic_index(
     let per_object = 100_000u64;
     for o in 0..n.div_ceil(per_object) {
         let ids = (o * per_object)..((o + 1) * per_object).min(n);
-        let mut packs = Vec::new();
-        for (k, i) in ids.enumerate() {
-            if k % 1000 == 0 {
-                packs.push(IndexPack {
-                    pack: id(u64::MAX - i, n),
-                    entries: Vec::new(),
-                });
-            }
-            if let Some(p) = packs.last_mut() {
-                let offset = (k % 1000) as u32 * 4096;
-                p.entries.push(PackEntry {
-                    kind: BlobKind::Data,
-                    id: id(i, n),
-                    offset,
-                    length: 4096,
-                    raw_length: 8192,
-                });
-            }
-        }
-        index.ingest(
-            &format!("{o:064x}"),
-            &IndexObject {
-                supersedes: vec![],
-                packs,
-            },
-        )?;
+        let obj = synthetic_object(ids, |i| id(i, n), |i| id(u64::MAX - i, n));
+        index.ingest(&format!("{o:064x}"), &obj)?;
     }
     Ok(index)
 }
@@ -60,15 +37,6 @@ fn id(i: u64, n: u64) -> Id {
     let mut b = *blake3::hash(&i.to_le_bytes()).as_bytes();
     b[..8].copy_from_slice(&(i * (u64::MAX / n.max(1))).to_be_bytes());
     Id(b)
-}
-
-fn vm(field: &str) -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -53,14 +53,16 @@ impl Repository {
         if !gone.is_empty() {
             self.index().forget_index_objects(&gone)?;
         }
-        let mut loaded = Vec::new();
+        // New objects go through a batch: sorted runs on disk rather than decoded objects in
+        // RAM, ingested in key order in one transaction (see `IngestBatch`).
+        let mut batch = self.index().batch();
         let mut superseded = HashSet::new();
         for name in listed.difference(&known) {
             let Some(obj) = self.load_index_object_or_skip(name)? else {
                 continue;
             };
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
-            loaded.push((name.clone(), obj));
+            batch.add(name, &obj)?;
         }
         if superseded
             .iter()
@@ -69,15 +71,7 @@ impl Repository {
             // Something we mirror was replaced by prune: start from scratch.
             return self.rebuild_index(&listed);
         }
-        let mut skipped = Vec::new();
-        for (name, obj) in &loaded {
-            if superseded.contains(name) {
-                skipped.push(name);
-            } else {
-                self.index().ingest(name, obj)?;
-            }
-        }
-        self.index().mark_superseded(&skipped)
+        batch.finish(&superseded)
     }
 
     /// Write an index object listing `packs` that replaces the objects in `supersedes` (prune).
@@ -112,25 +106,16 @@ impl Repository {
     }
 
     fn rebuild_index(&self, listed: &HashSet<String>) -> Result<()> {
-        self.index().clear()?;
+        let mut batch = self.index().batch();
         let mut superseded = HashSet::new();
-        let mut objs = Vec::new();
         for name in listed {
             let Some(obj) = self.load_index_object_or_skip(name)? else {
                 continue;
             };
             superseded.extend(obj.supersedes.iter().map(|id| id.to_hex()));
-            objs.push((name, obj));
+            batch.add(name, &obj)?;
         }
-        let mut skipped = Vec::new();
-        for (name, obj) in objs {
-            if superseded.contains(name) {
-                skipped.push(name);
-            } else {
-                self.index().ingest(name, &obj)?;
-            }
-        }
-        self.index().mark_superseded(&skipped)
+        batch.finish_replacing(&superseded)
     }
 
     /// A damaged index object (torn, flipped bits, wrong name) must not make the repository
@@ -191,5 +176,121 @@ impl Repository {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::mem::MemBackend;
+    use crate::format::keyfile::KdfParams;
+    use crate::format::pack::PackEntry;
+    use crate::id::BlobKind;
+    use crate::repo::{DynBackend, InitOptions, OpenOptions};
+
+    const PW: &[u8] = b"pw";
+
+    fn id(tag: &str, i: u64) -> Id {
+        let mut h = blake3::Hasher::new();
+        h.update(tag.as_bytes()).update(&i.to_le_bytes());
+        Id(*h.finalize().as_bytes())
+    }
+
+    fn pack(pack: Id, blobs: &[Id]) -> IndexPack {
+        IndexPack {
+            pack,
+            entries: (0..)
+                .zip(blobs)
+                .map(|(k, id)| PackEntry {
+                    kind: BlobKind::Data,
+                    id: *id,
+                    offset: k * 100,
+                    length: 100,
+                    raw_length: 100,
+                })
+                .collect(),
+        }
+    }
+
+    fn open(backend: &DynBackend, cache: &Path) -> Repository {
+        let opts = OpenOptions {
+            cache_dir: Some(cache.to_path_buf()),
+        };
+        Repository::open(backend.clone(), PW, &opts).unwrap()
+    }
+
+    /// What prune leaves before its second phase: object A (blobs x and y in pack p1) and
+    /// object B that supersedes it (x only, moved to pack p2), both still listed.
+    struct Pruned {
+        backend: DynBackend,
+        x: Id,
+        y: Id,
+        p2: Id,
+    }
+
+    fn pruned(v: u64, tmp: &Path) -> Pruned {
+        let backend: DynBackend = Arc::new(MemBackend::new());
+        let init = InitOptions {
+            kdf: KdfParams {
+                m_cost: 8 * 1024,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            cache_dir: Some(tmp.to_path_buf()),
+            ..InitOptions::default()
+        };
+        Repository::init(backend.clone(), PW, &init).unwrap();
+        let writer = open(&backend, &tmp.join(format!("writer-{v}")));
+        let (x, y, p2) = (id("x", v), id("y", v), id("p2", v));
+        let a = writer
+            .write_index(vec![pack(id("p1", v), &[x, y])], vec![])
+            .unwrap();
+        writer
+            .write_index(vec![pack(p2, &[x])], vec![a.parse().unwrap()])
+            .unwrap();
+        Pruned { backend, x, y, p2 }
+    }
+
+    fn assert_pruned_view(repo: &Repository, p: &Pruned) {
+        let x = repo.lookup(&p.x).unwrap().expect("x is live");
+        assert_eq!(
+            x.pack, p.p2,
+            "x must point at the superseding object's pack"
+        );
+        assert_eq!(repo.lookup(&p.y).unwrap(), None, "y was dropped by prune");
+        assert_eq!(repo.index().blob_count().unwrap(), 1);
+    }
+
+    /// A first sync skips the superseded object (and the dead blob only it lists), in
+    /// whatever order the listing returns the two objects.
+    #[test]
+    fn first_sync_skips_superseded_objects() {
+        let tmp = tempfile::tempdir().unwrap();
+        for v in 0..8 {
+            let p = pruned(v, tmp.path());
+            let repo = open(&p.backend, &tmp.path().join(format!("fresh-{v}")));
+            assert_pruned_view(&repo, &p);
+            assert_eq!(repo.index().superseded_index_objects().unwrap().len(), 1);
+            assert_eq!(repo.index().known_index_objects().unwrap().len(), 2);
+            // A second sync changes nothing.
+            repo.sync_index().unwrap();
+            assert_pruned_view(&repo, &p);
+        }
+    }
+
+    /// A cache that mirrors the superseded object rebuilds: the dead blob is forgotten.
+    #[test]
+    fn sync_rebuilds_when_a_mirrored_object_was_superseded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = pruned(0, tmp.path());
+        // The writer's cache ingested A when it wrote it, and never B.
+        let repo = open(&p.backend, &tmp.path().join("writer-0"));
+        assert_pruned_view(&repo, &p);
+        assert_eq!(repo.index().superseded_index_objects().unwrap().len(), 1);
+        repo.rebuild_local_index().unwrap();
+        assert_pruned_view(&repo, &p);
     }
 }
