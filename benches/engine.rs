@@ -223,7 +223,7 @@ fn restore_plan(c: &mut Criterion) {
     };
     // 200 folders of 100 files, 1–16 KiB each: the planner's cost is per entry and per chunk.
     let src = dir.path().join("src");
-    let mut rng = Rng(7);
+    let mut rng = common::Rng(7);
     for f in 0..FILES {
         let d = src.join(format!("d{:03}", f / 100));
         let len = 1024 + (rng.next() % (15 * 1024)) as usize;
