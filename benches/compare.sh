@@ -30,6 +30,8 @@ TOOLS=${TOOLS:-ours restic borg}
 DATASETS=${DATASETS:-vmimage small-files usr}
 export BENCH_DATA=${BENCH_DATA:-/tmp/bench-data-$SIZE}
 export BENCH_TMP=${BENCH_TMP:-/tmp/bench-work}
+# Before each restore: let ext4 forget the inodes the previous tool's cleanup freed (peers.sh).
+export RESTORE_SETTLE=${RESTORE_SETTLE:-65}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results}
 STAMP=$(date +%Y%m%d-%H%M%S)
 CSV=$OUT_DIR/compare-$SIZE-$STAMP.csv
