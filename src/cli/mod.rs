@@ -64,24 +64,27 @@ pub(crate) fn location(g: &args::Global) -> String {
         .unwrap_or_else(|| default_repo().display().to_string())
 }
 
-/// Parallel transfers: the --connections the user gave, or 4 for S3 (latency-bound), or one per
-/// core for a local repository (restore and check are CPU-bound there; each worker holds a pack).
-pub(crate) fn connections(g: &args::Global) -> usize {
+/// Parallel transfers: the --connections the user gave, or 4 for S3 (latency-bound), or
+/// `local` for a local repository.
+fn connections_or(g: &args::Global, local: usize) -> usize {
     match g.connections {
         Some(n) => n.max(1),
         None if location(g).starts_with("s3://") => 4,
-        None => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+        None => local,
     }
 }
 
-/// Parallel pack uploads of a backup. Every upload holds a finished pack in memory; a local
-/// disk gains nothing from more than two writers, so a local repository defaults to 2.
+/// Restore, check and the S3 client: locally one worker per core (the work is CPU-bound there,
+/// and each worker holds a pack).
+pub(crate) fn connections(g: &args::Global) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+    connections_or(g, cores)
+}
+
+/// Pack uploads of a backup: each holds a finished pack in memory, and a local disk gains
+/// nothing from more than two writers.
 pub(crate) fn upload_connections(g: &args::Global) -> usize {
-    match g.connections {
-        Some(n) => n.max(1),
-        None if location(g).starts_with("s3://") => 4,
-        None => 2,
-    }
+    connections_or(g, 2)
 }
 
 pub(crate) fn open_backend(g: &args::Global) -> Result<DynBackend> {
