@@ -30,8 +30,9 @@ TOOLS=${TOOLS:-ours restic borg}
 DATASETS=${DATASETS:-vmimage small-files usr}
 export BENCH_DATA=${BENCH_DATA:-/tmp/bench-data-$SIZE}
 export BENCH_TMP=${BENCH_TMP:-/tmp/bench-work}
-# Before each restore: let ext4 forget the inodes the previous tool's cleanup freed (peers.sh).
-export RESTORE_SETTLE=${RESTORE_SETTLE:-65}
+# Restored trees are kept until the end: deleting many files slows the next restore's inode
+# allocation on ext4 without a journal (peers.sh, restore step).
+export GRAVEYARD=${GRAVEYARD:-$BENCH_TMP/graveyard}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results}
 STAMP=$(date +%Y%m%d-%H%M%S)
 CSV=$OUT_DIR/compare-$SIZE-$STAMP.csv
@@ -100,6 +101,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "- load after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$REPORT.head"
+rm -rf "$GRAVEYARD"
 
 # 6. report
 { cat "$REPORT.head"; echo; python3 "$HERE/report.py" --data "$BENCH_DATA" --loads "$LOADS" "$CSV"; } > "$REPORT"

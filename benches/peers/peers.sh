@@ -26,8 +26,9 @@
 #   BENCH_TMP   work root (default /tmp/bench-work); repo, cache, restore dir, logs go here
 #   REPEAT      how many times to repeat cheap ops (init, no-op backup); default 2
 #   REPEAT_RESTORE  how many times to run restore (default 1)
-#   RESTORE_SETTLE  seconds to wait (after sync) before each restore, so inodes freed by earlier
-#               cleanups do not slow inode allocation (ext4 without journal; compare.sh: 65)
+#   RESTORE_SETTLE  seconds to wait (after sync) before each restore (default 0)
+#   GRAVEYARD   move restored trees here instead of deleting them (compare.sh sets it and empties
+#               it at the end), so no restore follows a mass deletion (see the restore step)
 #   KEEP=1      keep repo/working copy afterwards (default: delete)
 #   WORKCOPY    hardlink (default) | copy   - how the working copy is made (see above)
 #   RESTIC, BORG, RUSTIC  binary paths (default: from PATH)
@@ -178,9 +179,10 @@ n=$((n+1)); measure backup-modified "$REPO" c_backup "$REPO" "$WORK" $n
 for i in $(seq 1 "$REPEAT_RESTORE"); do
   rm -rf "$T/restore"; mkdir -p "$T/restore"
   # ext4 without a journal skips free inodes deleted in the last 60 s (300 s while their block
-  # is dirty) when it allocates new ones: a restore of many files right after a run that
-  # deleted many (the previous tool's cleanup) spends most of its time in that scan. Measured:
-  # our 50k-file restore took 3.3 s after nothing and 34 s after two tools' cleanups.
+  # is dirty) when it allocates new ones: a restore of many files soon after a run that deleted
+  # many spends most of its time in that scan. Measured: our 50k-file restore took 3.2 s after
+  # nothing and 29–34 s after a cleanup, even 65 s later. So restored trees are moved to
+  # $GRAVEYARD (deleted by compare.sh at the end) instead of being deleted between tools.
   sync; sleep "${RESTORE_SETTLE:-0}"
   op=restore; [ "$REPEAT_RESTORE" -gt 1 ] && op=restore-$i
   measure "$op" "$REPO" c_restore "$REPO" "$T/restore" $n
@@ -188,7 +190,8 @@ done
 t0=$(date +%s.%N)
 if verify "$WORK" "$T/restore"; then res=OK; else res=FAIL; echo "!! restore differs, see $LOGKEEP/verify.diff" >&2; fi
 printf '%s,%s,verify:%s,%.2f,,,\n' "$TOOL" "$DS" "$res" "$(echo "$(date +%s.%N) - $t0" | bc)"
-rm -rf "$T/restore"
+if [ -n "${GRAVEYARD:-}" ]; then mkdir -p "$GRAVEYARD"; mv "$T/restore" "$GRAVEYARD/$TOOL-$DS-$$-$RANDOM"
+else rm -rf "$T/restore"; fi
 measure check-read-data "$REPO" c_check "$REPO"
 measure prune-keep-last-1 "$REPO" c_prune "$REPO"
 du -sb "$T/home" "$T/cache" > "$LOGKEEP/local-cache-size.txt" 2>/dev/null || true
