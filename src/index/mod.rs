@@ -418,6 +418,22 @@ pub struct IngestBatch<'a> {
     spill: Option<Spill>,
 }
 
+/// A new read-write file in `dir`, unlinked at once so nothing is left behind even after a
+/// kill; the path is returned only to name the file in errors.
+pub(crate) fn scratch_file(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
+    let mut rnd = [0u8; 8];
+    crate::crypto::fill_random(&mut rnd);
+    let path = dir.join(format!("{prefix}-{}", hex::encode(rnd)));
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let _ = std::fs::remove_file(&path);
+    Ok((file, path))
+}
+
 struct Spill {
     file: File,
     path: PathBuf,
@@ -428,17 +444,7 @@ struct Spill {
 
 impl Spill {
     fn create(dir: &Path) -> Result<Spill> {
-        let mut rnd = [0u8; 8];
-        crate::crypto::fill_random(&mut rnd);
-        let path = dir.join(format!("index-batch-{}", hex::encode(rnd)));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        // Unlinked while open: nothing is left behind, even after a kill.
-        let _ = std::fs::remove_file(&path);
+        let (file, path) = scratch_file(dir, "index-batch")?;
         Ok(Spill {
             file,
             path,

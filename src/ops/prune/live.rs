@@ -33,17 +33,7 @@ impl LiveSet {
     /// are skipped); its sorted copy lives in a temporary file under `dir`.
     pub fn new(dir: &Path, ids: &mut IdSource<'_>) -> Result<LiveSet> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut rnd = [0u8; 8];
-        crate::crypto::fill_random(&mut rnd);
-        let path = dir.join(format!("prune-ids-{}", hex::encode(rnd)));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        // Unlinked while open: nothing is left behind, even after a kill.
-        let _ = std::fs::remove_file(&path);
+        let (file, path) = crate::index::scratch_file(dir, "prune-ids")?;
         let mut out = BufWriter::with_capacity(1 << 20, &file);
         let mut fences = Vec::new();
         let mut n = 0u64;
