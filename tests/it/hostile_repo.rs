@@ -13,6 +13,7 @@ use backup_to_s3::format::snapshot::Snapshot;
 use backup_to_s3::format::tree::{Node, NodeKind, Tree};
 use backup_to_s3::id::BlobKind;
 use backup_to_s3::repo::writer::{PackWriter, WriterOptions};
+use backup_to_s3::repo::Repository;
 use backup_to_s3::Id;
 
 use crate::common::*;
@@ -36,6 +37,19 @@ fn dir(name: &[u8], subtree: Id) -> Node {
 fn tree(w: &PackWriter<'_>, nodes: Vec<Node>) -> Id {
     let mut t = Tree { nodes };
     w.add(BlobKind::Tree, &t.encode()).unwrap().0
+}
+
+/// One snapshot per tree, 1 ns apart; their ids in hex.
+fn save_snapshots(repo: &Repository, trees: &[Id]) -> Vec<String> {
+    trees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            repo.save_snapshot(&snapshot(*t, i as i64 + 1))
+                .unwrap()
+                .to_hex()
+        })
+        .collect()
 }
 
 fn snapshot(tree: Id, time_ns: i64) -> Snapshot {
@@ -136,15 +150,7 @@ fn nul_names_self_references_and_deep_trees_are_bounded() {
         deep = tree(&w, vec![dir(b"d", deep)]);
     }
     w.finish().unwrap();
-    let ids: Vec<String> = [nul, selfref, deep]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            repo.save_snapshot(&snapshot(*t, i as i64 + 1))
-                .unwrap()
-                .to_hex()
-        })
-        .collect();
+    let ids = save_snapshots(&repo, &[nul, selfref, deep]);
     drop(repo);
 
     let out = restore_jailed(&env, &ids[0], "jail-nul");
@@ -325,15 +331,7 @@ fn absolute_symlinks_out_of_the_target_are_never_followed() {
     let second = tree(&w, vec![dir(b"esc", inner)]);
     let third = tree(&w, vec![file(b"esc", vec![blob], 18)]);
     w.finish().unwrap();
-    let ids: Vec<String> = [first, second, third]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            repo.save_snapshot(&snapshot(*t, i as i64 + 1))
-                .unwrap()
-                .to_hex()
-        })
-        .collect();
+    let ids = save_snapshots(&repo, &[first, second, third]);
     drop(repo);
     let out = restore_jailed(&env, &ids[0], "jail");
     assert!(out.status.success(), "{}", stderr(&out));
