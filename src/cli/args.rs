@@ -117,10 +117,10 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 3)]
     pub compression: i32,
     /// Memory for the password KDF (argon2id), MiB
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub kdf_memory_mib: u32,
-    /// Iterations of the password KDF
-    #[arg(long, default_value_t = 3)]
+    /// Iterations (passes) of the password KDF
+    #[arg(long, default_value_t = 6)]
     pub kdf_iterations: u32,
     /// Pack size target, MiB
     #[arg(long, default_value_t = 16)]
