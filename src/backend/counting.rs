@@ -126,4 +126,7 @@ impl<B: Backend> Backend for Counting<B> {
     fn wire_stats(&self) -> Option<RequestStats> {
         self.inner.wire_stats()
     }
+    fn cheap_ranges(&self) -> bool {
+        self.inner.cheap_ranges()
+    }
 }

@@ -230,6 +230,9 @@ fn injected(kind: Kind, name: &str, fault: Fault) -> BackendError {
 }
 
 impl<B: Backend> Backend for Faulty<B> {
+    fn cheap_ranges(&self) -> bool {
+        self.inner.cheap_ranges()
+    }
     fn location(&self) -> String {
         self.inner.location()
     }

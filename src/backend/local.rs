@@ -64,6 +64,10 @@ fn sync_dir(dir: &Path) {
 }
 
 impl Backend for LocalBackend {
+    fn cheap_ranges(&self) -> bool {
+        true
+    }
+
     fn location(&self) -> String {
         self.root.display().to_string()
     }

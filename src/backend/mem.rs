@@ -33,6 +33,10 @@ impl MemBackend {
 }
 
 impl Backend for MemBackend {
+    fn cheap_ranges(&self) -> bool {
+        true
+    }
+
     fn location(&self) -> String {
         "mem:".to_string()
     }

@@ -188,6 +188,12 @@ pub trait Backend: Send + Sync {
     fn wire_stats(&self) -> Option<RequestStats> {
         None
     }
+    /// Whether a ranged read costs about what it returns (a local disk). Readers then read in
+    /// small pieces to bound their memory; where every request is billed (S3) they read large
+    /// ranges instead.
+    fn cheap_ranges(&self) -> bool {
+        false
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
@@ -220,5 +226,8 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn wire_stats(&self) -> Option<RequestStats> {
         (**self).wire_stats()
+    }
+    fn cheap_ranges(&self) -> bool {
+        (**self).cheap_ranges()
     }
 }

@@ -143,6 +143,9 @@ impl<B: Backend> Backend for Retry<B> {
     fn wire_stats(&self) -> Option<super::RequestStats> {
         self.inner.wire_stats()
     }
+    fn cheap_ranges(&self) -> bool {
+        self.inner.cheap_ranges()
+    }
 }
 
 #[cfg(test)]

@@ -16,10 +16,26 @@ use crate::index::BlobLocation;
 use crate::progress::Progress;
 use crate::repo::Repository;
 
-/// Gaps up to this size between wanted blobs are read through rather than split.
-const MERGE_GAP: u64 = 1 << 20;
-/// Largest single ranged read.
-const MAX_RANGE: u64 = 32 << 20;
+/// How wanted blobs of a pack are grouped into ranged reads: gaps up to `gap` bytes are read
+/// through rather than split, and no read spans more than `span` bytes.
+#[derive(Clone, Copy)]
+struct Merge {
+    gap: u64,
+    span: u64,
+}
+
+impl Merge {
+    /// Where every request is billed (S3): few large reads.
+    const BILLED: Merge = Merge {
+        gap: 1 << 20,
+        span: 32 << 20,
+    };
+    /// A local disk: reads of a few blobs each, so a thread holds megabytes, not whole packs.
+    const CHEAP: Merge = Merge {
+        gap: 64 << 10,
+        span: 4 << 20,
+    };
+}
 /// Open files kept per thread.
 const FD_CACHE: usize = 128;
 
@@ -52,6 +68,11 @@ pub(crate) fn fetch_all(
             (p, v)
         })
         .collect();
+    let merge = if repo.backend().cheap_ranges() {
+        Merge::CHEAP
+    } else {
+        Merge::BILLED
+    };
     let next = AtomicUsize::new(0);
     let total = Mutex::new(Fetched::default());
     let errors = Mutex::new(Vec::<String>::new());
@@ -65,7 +86,7 @@ pub(crate) fn fetch_all(
                         break;
                     };
                     match fetch_pack(
-                        repo, target, entries, placements, pack, blobs, &mut files, progress,
+                        repo, target, entries, placements, pack, blobs, merge, &mut files, progress,
                     ) {
                         Ok(f) => {
                             let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
@@ -93,7 +114,7 @@ pub(crate) fn fetch_all(
 }
 
 /// Group sorted blobs into ranges worth one read each.
-fn ranges(blobs: &[(BlobLocation, Id)]) -> Vec<&[(BlobLocation, Id)]> {
+fn ranges(blobs: &[(BlobLocation, Id)], merge: Merge) -> Vec<&[(BlobLocation, Id)]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=blobs.len() {
@@ -104,7 +125,7 @@ fn ranges(blobs: &[(BlobLocation, Id)]) -> Vec<&[(BlobLocation, Id)]> {
                     .saturating_sub(u64::from(prev.offset) + u64::from(prev.length));
                 let span =
                     u64::from(next.offset) + u64::from(next.length) - u64::from(first.offset);
-                gap > MERGE_GAP || span > MAX_RANGE
+                gap > merge.gap || span > merge.span
             }
             _ => true,
         };
@@ -124,12 +145,13 @@ fn fetch_pack(
     placements: &Placements,
     pack: &Id,
     blobs: &[(BlobLocation, Id)],
+    merge: Merge,
     files: &mut FileCache,
     progress: &dyn Progress,
 ) -> Result<Fetched> {
     let mut done = Fetched::default();
     let name = pack.to_hex();
-    for group in ranges(blobs) {
+    for group in ranges(blobs, merge) {
         let (Some((first, _)), Some((last, _))) = (group.first(), group.last()) else {
             continue;
         };
