@@ -93,7 +93,10 @@ pub fn run(
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
     let failure = Mutex::new(None);
-    let (tx, rx) = bounded::<Batch>(threads * 2);
+    // New chunks in flight are bounded: `threads` batches queued, one per seal worker and the
+    // one being filled, each about BATCH_BYTES (at most BATCH_BYTES plus one chunk). Reading
+    // outruns sealing, so a longer queue would only hold more memory.
+    let (tx, rx) = bounded::<Batch>(threads);
     let scanning = AtomicBool::new(true);
     let result = std::thread::scope(|scope| {
         for _ in 0..threads {
