@@ -8,8 +8,8 @@ use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization, 
 
 use crate::format::config::ChunkerParams;
 
-/// Smallest read buffer of `for_each_chunk` (it is at least four maximum-size chunks).
-const READ_BUFFER_MIN: usize = 16 << 20;
+/// Smallest read buffer of `for_each_chunk` (it is at least two maximum-size chunks).
+const READ_BUFFER_MIN: usize = 8 << 20;
 
 #[derive(Clone, Debug)]
 pub struct Chunker {
@@ -107,7 +107,10 @@ impl Chunker {
         E: From<std::io::Error>,
     {
         let max = self.params.max_size as usize;
-        let cap = (4 * max).max(READ_BUFFER_MIN);
+        // Two maximum-size chunks: every refill reads at least one, and moves less than one to
+        // the front (a memmove, cheap next to cutting and hashing). Each reader thread of a
+        // backup keeps its buffer, so its size counts once per thread in the peak memory.
+        let cap = (2 * max).max(READ_BUFFER_MIN);
         if buf.buf.len() < cap {
             // Zeroed by the allocator: pages are only touched (resident) once data is read into
             // them, so a buffer that only ever holds small files stays small.

@@ -15,15 +15,24 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn compress(level: i32, plain: &[u8]) -> Option<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
+/// Compress `plain` to the end of `out`, straight into its spare capacity; returns the
+/// compressed length, or None (with `out` unchanged) when zstd fails or the room is too small.
+fn compress_into(level: i32, plain: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let start = out.len();
+    let n = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
             *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
         }
         let (_, c) = slot.as_mut()?;
-        c.compress(plain).ok()
-    })
+        let mut cursor = std::io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64);
+        c.compress_to_buffer(plain, &mut cursor).ok()
+    });
+    if n.is_none() {
+        out.truncate(start);
+    }
+    n
 }
 
 #[derive(Clone)]
@@ -69,27 +78,25 @@ impl Codec {
         plain: &[u8],
         nonce: &[u8; crypto::NONCE_LEN],
     ) -> SealedBlob {
-        let compressed = if self.level > 0 {
-            compress(self.level, plain)
-        } else {
-            None
-        };
-        let mut payload = Vec::with_capacity(plain.len() + 1);
-        match compressed {
-            Some(c) if c.len() < plain.len() => {
-                payload.push(COMPRESSION_ZSTD);
-                payload.extend_from_slice(&c);
-            }
-            _ => {
-                payload.push(COMPRESSION_NONE);
-                payload.extend_from_slice(plain);
-            }
+        // One buffer per blob: `nonce ‖ compression byte ‖ body`, compressed into and sealed in
+        // place (format-spec §4.1), so sealing holds no copies of the chunk.
+        let body = crypto::NONCE_LEN + 1;
+        let room = zstd::zstd_safe::compress_bound(plain.len()).max(plain.len());
+        let mut sealed = Vec::with_capacity(body + room + crypto::aead::TAG_LEN);
+        sealed.extend_from_slice(nonce);
+        sealed.push(COMPRESSION_ZSTD);
+        let compressed = self.level > 0
+            && compress_into(self.level, plain, &mut sealed).is_some_and(|n| n < plain.len());
+        if !compressed {
+            sealed.truncate(crypto::NONCE_LEN);
+            sealed.push(COMPRESSION_NONE);
+            sealed.extend_from_slice(plain);
         }
-        let sealed = crypto::aead::seal_with_nonce(
+        crypto::aead::seal_in_place(
             self.keys.seal_key(kind),
             nonce,
             &blob_aad(kind, &id),
-            &payload,
+            &mut sealed,
         );
         SealedBlob {
             kind,

@@ -13,6 +13,7 @@ impl Id {
     pub const LEN: usize = 32;
 
     /// The name of a stored object: unkeyed BLAKE3 of its bytes, so the name verifies the object.
+    /// `ObjectHasher` computes the same name from bytes given piece by piece.
     pub fn of_object(bytes: &[u8]) -> Id {
         Id(*blake3::hash(bytes).as_bytes())
     }
@@ -49,6 +50,23 @@ impl fmt::Debug for Id {
     }
 }
 
+/// `Id::of_object` of bytes that arrive in pieces (a pack streamed to storage).
+#[derive(Clone, Default)]
+pub struct ObjectHasher(blake3::Hasher);
+
+impl ObjectHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    /// The id of everything given so far: equal to `Id::of_object` of the concatenation.
+    pub fn finish(&self) -> Id {
+        Id(*self.0.finalize().as_bytes())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid id {0:?}: expected 64 hex digits")]
 pub struct ParseIdError(pub String);
@@ -77,5 +95,26 @@ impl BlobKind {
             1 => Some(BlobKind::Tree),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_hasher_names_like_of_object() {
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for cuts in [&[][..], &[0, 1, 1024][..], &[65_535, 65_536, 200_001][..]] {
+            let mut h = ObjectHasher::new();
+            let mut at = 0;
+            for &c in cuts {
+                h.update(&bytes[at..c]);
+                at = c;
+            }
+            h.update(&bytes[at..]);
+            assert_eq!(h.finish(), Id::of_object(&bytes));
+        }
+        assert_eq!(ObjectHasher::new().finish(), Id::of_object(b""));
     }
 }

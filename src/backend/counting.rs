@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use super::{BResult, Backend, Kind, Temperature};
+use super::{BResult, Backend, Kind, Staged, Temperature};
 
 #[derive(Default)]
 struct Counters {
@@ -92,6 +92,15 @@ impl<B: Backend> Backend for Counting<B> {
         self.c.put.fetch_add(1, Relaxed);
         self.c.bytes_up.fetch_add(data.len() as u64, Relaxed);
         self.inner.put(kind, name, data, temp)
+    }
+    fn stage(&self, kind: Kind, temp: Temperature, size_hint: usize) -> BResult<Staged> {
+        self.inner.stage(kind, temp, size_hint)
+    }
+    /// A committed object counts as one PUT of its bytes, however it was staged.
+    fn commit(&self, staged: Staged, name: &str) -> BResult<()> {
+        self.c.put.fetch_add(1, Relaxed);
+        self.c.bytes_up.fetch_add(staged.len(), Relaxed);
+        self.inner.commit(staged, name)
     }
     fn get(&self, kind: Kind, name: &str) -> BResult<Vec<u8>> {
         self.c.get.fetch_add(1, Relaxed);

@@ -229,6 +229,8 @@ fn injected(kind: Kind, name: &str, fault: Fault) -> BackendError {
     }
 }
 
+// `stage`/`commit` keep the trait's buffered default on purpose: a staged object is stored with
+// `put` above, so faults (torn writes included) hit streamed packs as they hit any other write.
 impl<B: Backend> Backend for Faulty<B> {
     fn cheap_ranges(&self) -> bool {
         self.inner.cheap_ranges()
@@ -299,6 +301,21 @@ mod tests {
         assert!(b.list(Kind::Pack).is_err());
         b.heal();
         assert_eq!(b.list(Kind::Pack).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn staged_objects_are_put_so_faults_apply() {
+        let b = Faulty::with_plan(
+            MemBackend::new(),
+            FaultPlan::new().short_write_nth(Some(Kind::Pack), 1),
+        );
+        let mut s = b.stage(Kind::Pack, Temperature::Cold, 0).unwrap();
+        assert!(s.is_in_memory());
+        s.write(b"0123456789").unwrap();
+        assert!(b.commit(s, "a1").is_err());
+        assert_eq!(b.injected(), 1);
+        b.heal();
+        assert_eq!(b.get(Kind::Pack, "a1").unwrap(), b"01234");
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! A repository in a local directory: objects are files, written atomically
 //! (temp file, fsync, hard link into place so an existing object is never replaced).
+//!
+//! `stage` streams an object into a temporary file `<kind folder>/.tmp-<random>` as its bytes
+//! arrive (packs never sit whole in memory) and `commit` links it into place with the same steps
+//! as `put`. Names starting with '.' are not objects (`list` skips them). A process killed
+//! mid-write leaves its temporary files behind; nothing removes them yet (they are only disk
+//! space, and safe to delete when no backup or prune is running).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{check_name, BResult, Backend, BackendError, Kind, Temperature};
+use super::{check_name, BResult, Backend, BackendError, Kind, Staged, StagedSink, Temperature};
 
 pub struct LocalBackend {
     root: PathBuf,
@@ -22,6 +28,80 @@ impl LocalBackend {
 
     fn path(&self, kind: Kind, name: &str) -> PathBuf {
         self.root.join(kind.path(name))
+    }
+
+    /// Create the temporary file `dir/<prefix>-<random>` for a new object of `kind`. Errors name
+    /// the object `name` when it is known, the temporary file otherwise.
+    fn temp_file(
+        &self,
+        kind: Kind,
+        dir: &Path,
+        prefix: &str,
+        name: Option<&str>,
+    ) -> BResult<TempObject> {
+        let mut rnd = [0u8; 8];
+        crate::crypto::fill_random(&mut rnd);
+        let file_name = format!("{prefix}-{}", hex::encode(rnd));
+        let label = name.unwrap_or(&file_name).to_string();
+        fs::create_dir_all(dir).map_err(|e| io_err_at(kind, &label, dir, e))?;
+        let path = dir.join(&file_name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err_at(kind, &label, &path, e))?;
+        Ok(TempObject {
+            root: self.root.clone(),
+            kind,
+            label,
+            path,
+            file: BufWriter::with_capacity(TEMP_BUFFER, file),
+        })
+    }
+}
+
+/// Small writes (blobs of tiny files) are gathered; larger ones go straight to the file.
+const TEMP_BUFFER: usize = 64 << 10;
+
+/// An object being written to a temporary file; removed on drop unless committed.
+struct TempObject {
+    root: PathBuf,
+    kind: Kind,
+    /// The temporary file's name, for error messages.
+    label: String,
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+impl StagedSink for TempObject {
+    fn write(&mut self, data: &[u8]) -> BResult<()> {
+        self.file
+            .write_all(data)
+            .map_err(|e| io_err_at(self.kind, &self.label, &self.path, e))
+    }
+
+    /// fsync the file, hard-link it to its name (which fails rather than replace an existing
+    /// object), drop the temporary name and fsync the folder that gained the new name.
+    fn commit(mut self: Box<Self>, name: &str) -> BResult<()> {
+        let kind = self.kind;
+        check_name(kind, name)?;
+        let path = self.root.join(kind.path(name));
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        self.file
+            .flush()
+            .and_then(|()| self.file.get_ref().sync_all())
+            .map_err(|e| io_err_at(kind, name, &self.path, e))?;
+        fs::create_dir_all(&dir).map_err(|e| io_err_at(kind, name, &dir, e))?;
+        fs::hard_link(&self.path, &path).map_err(|e| io_err_at(kind, name, &path, e))?;
+        drop(self); // removes the temporary name
+        sync_dir(&dir);
+        Ok(())
+    }
+}
+
+impl Drop for TempObject {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -85,30 +165,22 @@ impl Backend for LocalBackend {
     fn put(&self, kind: Kind, name: &str, data: &[u8], _temp: Temperature) -> BResult<()> {
         check_name(kind, name)?;
         let path = self.path(kind, name);
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if path.exists() {
             return Err(BackendError::AlreadyExists {
                 kind,
                 name: name.to_string(),
             });
         }
-        fs::create_dir_all(&dir).map_err(|e| io_err_at(kind, name, &dir, e))?;
-        let mut rnd = [0u8; 8];
-        crate::crypto::fill_random(&mut rnd);
-        let tmp = dir.join(format!(".tmp-{}-{}", name, hex::encode(rnd)));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            Ok(())
-        };
-        let result = write()
-            .map_err(|e| io_err_at(kind, name, &tmp, e))
-            .and_then(|()| fs::hard_link(&tmp, &path).map_err(|e| io_err_at(kind, name, &path, e)));
-        let _ = fs::remove_file(&tmp);
-        result?;
-        sync_dir(&dir);
-        Ok(())
+        let dir = path.parent().unwrap_or(&self.root);
+        let mut tmp = Box::new(self.temp_file(kind, dir, &format!(".tmp-{name}"), Some(name))?);
+        tmp.write(data)?;
+        tmp.commit(name)
+    }
+
+    fn stage(&self, kind: Kind, temp: Temperature, _size_hint: usize) -> BResult<Staged> {
+        let dir = self.root.join(kind.dir());
+        let tmp = self.temp_file(kind, &dir, ".tmp", None)?;
+        Ok(Staged::with_sink(kind, temp, Box::new(tmp)))
     }
 
     fn get(&self, kind: Kind, name: &str) -> BResult<Vec<u8>> {

@@ -9,12 +9,14 @@ pub mod mem;
 pub mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod staged;
 
 use std::fmt;
 
 pub use counting::{Counting, RequestStats};
 pub use faulty::{FaultPlan, Faulty};
 pub use retry::{Retry, RetryPolicy};
+pub use staged::{Staged, StagedSink};
 
 /// The kinds of object a repository stores. Each maps to a folder (prefix) of the layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,6 +171,22 @@ pub trait Backend: Send + Sync {
     fn create(&self) -> BResult<()>;
     /// Store an object; never overwrites.
     fn put(&self, kind: Kind, name: &str, data: &[u8], temp: Temperature) -> BResult<()>;
+    /// Start an object whose bytes are appended as they come and whose name is given at
+    /// `commit` (packs are named by the hash of their bytes). `size_hint` is the expected size.
+    /// The default buffers in memory and stores with `put` at `commit`, so decorators that
+    /// keep it (retries, fault injection) act on the whole object as they do for `put`.
+    fn stage(&self, kind: Kind, temp: Temperature, size_hint: usize) -> BResult<Staged> {
+        Ok(Staged::in_memory(kind, temp, size_hint))
+    }
+    /// Store a staged object under `name`, with the semantics of `put` (never overwrites:
+    /// `AlreadyExists`). Commit through the backend that staged it.
+    fn commit(&self, staged: Staged, name: &str) -> BResult<()> {
+        let (kind, temp) = (staged.kind(), staged.temperature());
+        match staged.body {
+            staged::StagedBody::Memory(bytes) => self.put(kind, name, &bytes, temp),
+            staged::StagedBody::Sink(sink) => sink.commit(name),
+        }
+    }
     /// Read a whole object.
     fn get(&self, kind: Kind, name: &str) -> BResult<Vec<u8>>;
     /// Read `len` bytes at `offset`; a short object is an error.
@@ -205,6 +223,12 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn put(&self, kind: Kind, name: &str, data: &[u8], temp: Temperature) -> BResult<()> {
         (**self).put(kind, name, data, temp)
+    }
+    fn stage(&self, kind: Kind, temp: Temperature, size_hint: usize) -> BResult<Staged> {
+        (**self).stage(kind, temp, size_hint)
+    }
+    fn commit(&self, staged: Staged, name: &str) -> BResult<()> {
+        (**self).commit(staged, name)
     }
     fn get(&self, kind: Kind, name: &str) -> BResult<Vec<u8>> {
         (**self).get(kind, name)

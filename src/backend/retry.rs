@@ -112,6 +112,8 @@ impl<B: Backend> Retry<B> {
     }
 }
 
+// `stage`/`commit` keep the trait's buffered default: a retried `put` needs the whole object,
+// and bytes streamed into the inner backend's sink could not be sent again.
 impl<B: Backend> Backend for Retry<B> {
     fn location(&self) -> String {
         self.inner.location()

@@ -81,7 +81,8 @@ pub(crate) fn connections(g: &args::Global) -> usize {
     connections_or(g, cores)
 }
 
-/// Pack uploads of a backup: each holds a finished pack in memory, and a local disk gains
+/// Pack uploads of a backup: on S3 each holds a finished pack in memory; a local repository
+/// streams packs to disk and its uploaders only fsync and link them, and a local disk gains
 /// nothing from more than two writers.
 pub(crate) fn upload_connections(g: &args::Global) -> usize {
     connections_or(g, 2)

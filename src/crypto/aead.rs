@@ -1,7 +1,7 @@
 //! XChaCha20-Poly1305 sealing: `nonce (24) ‖ ciphertext ‖ tag (16)`, with associated data that
 //! binds every sealed object to its context (format-spec §4).
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
@@ -47,19 +47,27 @@ pub fn seal_with_nonce(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
     out.extend_from_slice(nonce);
-    // Encryption fails only for messages beyond 256 GiB, which no caller can produce.
-    let ct = key
-        .cipher()
-        .encrypt(
-            &XNonce::from(*nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .unwrap_or_default();
-    out.extend_from_slice(&ct);
+    out.extend_from_slice(plaintext);
+    seal_in_place(key, nonce, aad, &mut out);
     out
+}
+
+/// Seal `buf` = `nonce ‖ plaintext` where it lies: the plaintext is encrypted in place and the
+/// tag appended, giving the same bytes as `seal_with_nonce` without a second buffer (blobs are
+/// compressed straight into the buffer they are sealed in). `buf` must start with `nonce`.
+pub fn seal_in_place(key: &SealKey, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) {
+    let Some(plaintext) = buf.get_mut(NONCE_LEN..) else {
+        return;
+    };
+    // Encryption fails only for messages beyond 256 GiB, which no caller can produce; the
+    // ciphertext is then left out, as an empty one (authentication of it fails).
+    match key
+        .cipher()
+        .encrypt_inout_detached(&XNonce::from(*nonce), aad, plaintext.into())
+    {
+        Ok(tag) => buf.extend_from_slice(&tag),
+        Err(_) => buf.truncate(NONCE_LEN),
+    }
 }
 
 /// Open a sealed object; any modification, wrong key or wrong context fails authentication.

@@ -26,28 +26,21 @@ pub struct PackEntry {
     pub raw_length: u32,
 }
 
-/// Assembles a pack in memory.
+/// The entries of a pack being written, and the bytes that close it: the blobs themselves go
+/// wherever the writer puts them (a buffer, or straight to storage), in the order added.
 #[derive(Default)]
-pub struct PackBuilder {
-    bytes: Vec<u8>,
+pub struct PackLayout {
     entries: Vec<PackEntry>,
+    data_len: u64,
 }
 
-impl PackBuilder {
+impl PackLayout {
     pub fn new() -> Self {
         Self::default()
     }
-    /// A builder that writes into `buf` (cleared): packs are large, and reusing their buffers
-    /// keeps the allocator from holding freed ones resident.
-    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
-        buf.clear();
-        PackBuilder {
-            bytes: buf,
-            entries: Vec::new(),
-        }
-    }
-    pub fn len(&self) -> usize {
-        self.bytes.len()
+    /// Bytes of the blobs so far.
+    pub fn len(&self) -> u64 {
+        self.data_len
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -55,25 +48,60 @@ impl PackBuilder {
     pub fn count(&self) -> usize {
         self.entries.len()
     }
-    pub fn add(&mut self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) {
+    /// Record the next blob, stored right after the previous one.
+    pub fn add(&mut self, kind: BlobKind, id: Id, length: usize, raw_length: u32) {
         self.entries.push(PackEntry {
             kind,
             id,
-            offset: self.bytes.len() as u32,
-            length: sealed.len() as u32,
+            offset: self.data_len as u32,
+            length: length as u32,
             raw_length,
         });
+        self.data_len += length as u64;
+    }
+    /// What follows the blobs: the sealed header and the trailer.
+    pub fn tail(&self, key: &SealKey) -> Vec<u8> {
+        let header = crypto::seal(key, AAD_PACK_HEADER, &encode_header(&self.entries));
+        let mut out = Vec::with_capacity(header.len() + TRAILER_LEN);
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(PACK_MAGIC);
+        out
+    }
+    pub fn into_entries(self) -> Vec<PackEntry> {
+        self.entries
+    }
+}
+
+/// Assembles a pack in memory.
+#[derive(Default)]
+pub struct PackBuilder {
+    bytes: Vec<u8>,
+    layout: PackLayout,
+}
+
+impl PackBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.layout.is_empty()
+    }
+    pub fn count(&self) -> usize {
+        self.layout.count()
+    }
+    pub fn add(&mut self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) {
+        self.layout.add(kind, id, sealed.len(), raw_length);
         self.bytes.extend_from_slice(sealed);
     }
 
     /// Append the sealed header and trailer; returns the pack bytes and its entries.
     pub fn finish(mut self, key: &SealKey) -> (Vec<u8>, Vec<PackEntry>) {
-        let header = crypto::seal(key, AAD_PACK_HEADER, &encode_header(&self.entries));
-        self.bytes.extend_from_slice(&header);
-        self.bytes
-            .extend_from_slice(&(header.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(PACK_MAGIC);
-        (self.bytes, self.entries)
+        self.bytes.extend_from_slice(&self.layout.tail(key));
+        (self.bytes, self.layout.into_entries())
     }
 }
 

@@ -1,6 +1,14 @@
 //! Writing new blobs (format-spec §5, §9.1): blobs are packed by kind, a full pack is handed to
 //! uploader threads, each uploaded pack is recorded as pending in the local index, and index
 //! objects are written every few packs and at the end. Nothing is referenced before it is stored.
+//!
+//! Data packs are streamed: each sealed blob is appended to a staged object of the backend
+//! (`Backend::stage`) as it arrives, hashed on the way for the pack's name, and the header and
+//! trailer are appended when the pack is full. On a local repository the bytes go straight to a
+//! temporary file, so no pack is ever held in memory; the uploader threads commit it (fsync,
+//! link into place) while the sealing threads go on. Backends without a sink of their own (S3)
+//! buffer a staged pack in memory and `put` it at the commit, as before. Tree packs are small,
+//! built in memory and also kept in the local object cache.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,13 +19,13 @@ use crossbeam_channel::{bounded, Sender};
 use super::cache::ObjectCache;
 use super::index_sync::write_index_object;
 use super::{DynBackend, Repository};
-use crate::backend::{Backend, Counting, Kind, Temperature};
+use crate::backend::{Backend, Counting, Kind, Staged, Temperature};
 use crate::codec::SealedBlob;
 use crate::crypto::SealKey;
 use crate::error::{Error, Result};
 use crate::format::index::IndexPack;
-use crate::format::pack::PackBuilder;
-use crate::id::{BlobKind, Id};
+use crate::format::pack::{PackBuilder, PackLayout};
+use crate::id::{BlobKind, Id, ObjectHasher};
 use crate::index::LocalIndex;
 
 #[derive(Clone, Debug)]
@@ -48,10 +56,55 @@ pub struct WriterStats {
     pub bytes: u64,
 }
 
+/// A finished pack on its way to storage.
 struct Upload {
-    bytes: Vec<u8>,
+    body: Body,
     pack: IndexPack,
-    temp: Temperature,
+}
+
+enum Body {
+    /// A data pack, staged in the backend while it was built: the commit stores it.
+    Data(Staged),
+    /// A tree pack, built in memory.
+    Tree(Vec<u8>),
+}
+
+/// A data pack being written: blobs go to the staged object as they arrive (None in a dry run,
+/// which only counts), and into the hash that names the pack.
+struct DataPack {
+    staged: Option<Staged>,
+    hasher: ObjectHasher,
+    layout: PackLayout,
+}
+
+impl DataPack {
+    fn add(&mut self, blob: &SealedBlob) -> Result<()> {
+        self.append(&blob.sealed)?;
+        self.layout
+            .add(blob.kind, blob.id, blob.sealed.len(), blob.raw_length);
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(s) = &mut self.staged {
+            s.write(bytes)?;
+        }
+        self.hasher.update(bytes);
+        Ok(())
+    }
+
+    /// Append the header and trailer (the bytes `PackBuilder::finish` would produce); returns
+    /// the staged object, the pack's index entry and its size.
+    fn finish(mut self, key: &SealKey) -> Result<(Option<Staged>, IndexPack, u64)> {
+        let tail = self.layout.tail(key);
+        self.append(&tail)?;
+        let size = self.layout.len() + tail.len() as u64;
+        let pack = IndexPack {
+            pack: self.hasher.finish(),
+            entries: self.layout.into_entries(),
+        };
+        Ok((self.staged, pack, size))
+    }
 }
 
 /// State shared with the uploader threads.
@@ -63,9 +116,6 @@ struct Shared {
     uploaded: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
     index_every: usize,
-    /// Buffers of uploaded packs, for the next packs to be built in.
-    spare: Mutex<Vec<Vec<u8>>>,
-    spare_max: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,13 +125,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn upload(&self, up: Upload) -> Result<()> {
         let name = up.pack.pack.to_hex();
-        match self.backend.put(Kind::Pack, &name, &up.bytes, up.temp) {
+        let stored = match up.body {
+            Body::Data(staged) => self.backend.commit(staged, &name),
+            Body::Tree(bytes) => {
+                let r = self
+                    .backend
+                    .put(Kind::Pack, &name, &bytes, Temperature::Hot);
+                if r.is_ok() || r.as_ref().is_err_and(|e| e.is_already_exists()) {
+                    // Tree packs are read by every later backup, ls and restore: keep a copy.
+                    self.cache.put(Kind::Pack, &name, &bytes);
+                }
+                r
+            }
+        };
+        match stored {
             Err(e) if e.is_already_exists() => {}
             other => other?,
-        }
-        if up.temp == Temperature::Hot {
-            // Tree packs are read by every later backup, ls and restore: keep a local copy.
-            self.cache.put(Kind::Pack, &name, &up.bytes);
         }
         self.index.add_pending(&up.pack)?;
         let batch = {
@@ -96,18 +155,7 @@ impl Shared {
         if !batch.is_empty() {
             write_index_object(&*self.backend, &self.meta, &self.index, batch, vec![])?;
         }
-        let mut spare = lock(&self.spare);
-        if spare.len() < self.spare_max {
-            spare.push(up.bytes);
-        }
         Ok(())
-    }
-
-    /// A buffer for the next pack: a spare one, or a new one of a full pack's capacity.
-    fn pack_buffer(&self, capacity: usize) -> Vec<u8> {
-        lock(&self.spare)
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
     fn fail(&self, e: Error) {
@@ -121,7 +169,8 @@ impl Shared {
 pub struct PackWriter<'r> {
     repo: &'r Repository,
     opts: WriterOptions,
-    data: Mutex<PackBuilder>,
+    /// The data pack being written; opened with its first blob.
+    data: Mutex<Option<DataPack>>,
     tree: Mutex<PackBuilder>,
     seen: Mutex<HashSet<(BlobKind, Id)>>,
     stats: Mutex<WriterStats>,
@@ -141,12 +190,11 @@ impl<'r> PackWriter<'r> {
             uploaded: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             index_every: opts.index_every_packs.max(1),
-            spare: Mutex::new(Vec::new()),
-            spare_max: opts.connections.max(1) + 1,
         });
         let connections = opts.connections.max(1);
         // A rendezvous channel: a finished pack waits in the hand of the thread that built it
-        // until an uploader is free, so at most `connections` + 1 packs are held at once.
+        // until an uploader is free. Where packs are buffered in memory (S3) this bounds them to
+        // `connections` + 2 (uploading, waiting, being filled); streamed packs hold no memory.
         let (tx, rx) = bounded::<Upload>(0);
         let threads = (0..connections)
             .map(|_| {
@@ -164,7 +212,7 @@ impl<'r> PackWriter<'r> {
         PackWriter {
             repo,
             opts,
-            data: Mutex::new(PackBuilder::new()),
+            data: Mutex::new(None),
             tree: Mutex::new(PackBuilder::new()),
             seen: Mutex::new(HashSet::new()),
             stats: Mutex::new(WriterStats::default()),
@@ -206,32 +254,69 @@ impl<'r> PackWriter<'r> {
     /// Add a blob sealed by the caller (after a successful `claim`).
     pub fn add_sealed(&self, blob: SealedBlob) -> Result<()> {
         self.check_failed()?;
-        let builder = match blob.kind {
-            BlobKind::Data => &self.data,
-            BlobKind::Tree => &self.tree,
-        };
-        let full = {
-            let mut b = lock(builder);
-            b.add(blob.kind, blob.id, &blob.sealed, blob.raw_length);
-            let config = self.repo.config();
-            let target = config.pack_target_size as usize;
-            if b.len() >= target || b.count() >= crate::format::MAX_PACK_ENTRIES {
-                // A full pack: the target, the blob that crossed it, the header and trailer.
-                let capacity = target + config.chunker.max_size as usize + (1 << 20);
-                let next = PackBuilder::with_buffer(self.shared.pack_buffer(capacity));
-                Some(std::mem::replace(&mut *b, next))
-            } else {
-                None
+        match blob.kind {
+            BlobKind::Data => {
+                let full = self.add_data(&blob)?;
+                lock(&self.stats).blobs += 1;
+                full.map_or(Ok(()), |p| self.ship_data(p))
             }
+            BlobKind::Tree => {
+                let full = {
+                    let mut b = lock(&self.tree);
+                    b.add(blob.kind, blob.id, &blob.sealed, blob.raw_length);
+                    self.is_full(b.len() as u64, b.count())
+                        .then(|| std::mem::take(&mut *b))
+                };
+                lock(&self.stats).blobs += 1;
+                full.map_or(Ok(()), |b| self.ship_tree(b))
+            }
+        }
+    }
+
+    /// Append a data blob to the open data pack; returns the pack when it is full.
+    fn add_data(&self, blob: &SealedBlob) -> Result<Option<DataPack>> {
+        let mut slot = lock(&self.data);
+        let pack = match &mut *slot {
+            Some(p) => p,
+            None => slot.insert(self.open_data_pack()?),
         };
-        {
-            let mut s = lock(&self.stats);
-            s.blobs += 1;
+        if let Err(e) = pack.add(blob) {
+            // A failed write leaves the staged pack unusable: drop it (its temporary storage
+            // goes with it). Its blobs are lost to this run, which fails with the error.
+            *slot = None;
+            return Err(e);
         }
-        match full {
-            Some(b) => self.ship(b, blob.kind),
-            None => Ok(()),
-        }
+        Ok(if self.is_full(pack.layout.len(), pack.layout.count()) {
+            slot.take()
+        } else {
+            None
+        })
+    }
+
+    fn open_data_pack(&self) -> Result<DataPack> {
+        let staged = if self.opts.dry_run {
+            None
+        } else {
+            // The size of a full pack: the target, the blob that crossed it, header and trailer.
+            let config = self.repo.config();
+            let size = config.pack_target_size as usize + config.chunker.max_size as usize;
+            let hint = size + (1 << 20);
+            Some(
+                self.shared
+                    .backend
+                    .stage(Kind::Pack, Temperature::Cold, hint)?,
+            )
+        };
+        Ok(DataPack {
+            staged,
+            hasher: ObjectHasher::new(),
+            layout: PackLayout::new(),
+        })
+    }
+
+    fn is_full(&self, len: u64, count: usize) -> bool {
+        len >= u64::from(self.repo.config().pack_target_size)
+            || count >= crate::format::MAX_PACK_ENTRIES
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -241,7 +326,22 @@ impl<'r> PackWriter<'r> {
         }
     }
 
-    fn ship(&self, builder: PackBuilder, kind: BlobKind) -> Result<()> {
+    fn ship_data(&self, pack: DataPack) -> Result<()> {
+        if pack.layout.is_empty() {
+            return Ok(());
+        }
+        let (staged, pack, size) = pack.finish(&self.shared.meta)?;
+        self.count_pack(size);
+        match staged {
+            Some(staged) => self.send(Upload {
+                body: Body::Data(staged),
+                pack,
+            }),
+            None => Ok(()), // dry run
+        }
+    }
+
+    fn ship_tree(&self, builder: PackBuilder) -> Result<()> {
         if builder.is_empty() {
             return Ok(());
         }
@@ -250,23 +350,28 @@ impl<'r> PackWriter<'r> {
             pack: Id::of_object(&bytes),
             entries,
         };
-        {
-            let mut s = lock(&self.stats);
-            s.packs += 1;
-            s.bytes += bytes.len() as u64;
-        }
+        self.count_pack(bytes.len() as u64);
         if self.opts.dry_run {
             return Ok(());
         }
-        let temp = match kind {
-            BlobKind::Data => Temperature::Cold,
-            BlobKind::Tree => Temperature::Hot,
-        };
+        self.send(Upload {
+            body: Body::Tree(bytes),
+            pack,
+        })
+    }
+
+    fn count_pack(&self, size: u64) {
+        let mut s = lock(&self.stats);
+        s.packs += 1;
+        s.bytes += size;
+    }
+
+    fn send(&self, up: Upload) -> Result<()> {
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| Error::Invalid("pack writer already finished".into()))?;
-        tx.send(Upload { bytes, pack, temp })
+        tx.send(up)
             .map_err(|_| Error::Invalid("pack uploaders stopped".into()))?;
         self.check_failed()
     }
@@ -274,10 +379,11 @@ impl<'r> PackWriter<'r> {
     /// Upload what is left, wait for every upload and write the final index object.
     /// Only after this returns may a snapshot reference the blobs.
     pub fn finish(mut self) -> Result<WriterStats> {
-        let data = std::mem::take(&mut *lock(&self.data));
-        self.ship(data, BlobKind::Data)?;
+        if let Some(data) = lock(&self.data).take() {
+            self.ship_data(data)?;
+        }
         let tree = std::mem::take(&mut *lock(&self.tree));
-        self.ship(tree, BlobKind::Tree)?;
+        self.ship_tree(tree)?;
         self.tx = None;
         for t in self.threads.drain(..) {
             if t.join().is_err() {
@@ -302,9 +408,62 @@ impl<'r> PackWriter<'r> {
 impl Drop for PackWriter<'_> {
     fn drop(&mut self) {
         // On an error path: stop the uploaders; what they stored stays pending for the next run.
+        // A data pack still open is dropped with its staged storage (a temporary file).
         self.tx = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::backend::mem::MemBackend;
+    use crate::crypto::MasterKey;
+    use crate::format::pack::read_entries;
+
+    /// A streamed data pack is a valid pack, named by the hash of its bytes, and lays its blobs
+    /// out as the in-memory builder does.
+    #[test]
+    fn streamed_data_pack_matches_the_in_memory_builder() {
+        let keys = MasterKey::generate().subkeys();
+        let meta = &keys.meta;
+        let blobs: Vec<SealedBlob> = (0..5u8)
+            .map(|i| SealedBlob {
+                kind: BlobKind::Data,
+                id: Id([i; 32]),
+                sealed: vec![i; 41 + 1000 * usize::from(i)],
+                raw_length: 7 * u32::from(i),
+            })
+            .collect();
+        let mem = MemBackend::new();
+        let mut pack = DataPack {
+            staged: Some(mem.stage(Kind::Pack, Temperature::Cold, 0).unwrap()),
+            hasher: ObjectHasher::new(),
+            layout: PackLayout::new(),
+        };
+        let mut builder = PackBuilder::new();
+        for b in &blobs {
+            pack.add(b).unwrap();
+            builder.add(b.kind, b.id, &b.sealed, b.raw_length);
+        }
+        let (staged, index_pack, size) = pack.finish(meta).unwrap();
+        let name = index_pack.pack.to_hex();
+        mem.commit(staged.unwrap(), &name).unwrap();
+        let bytes = mem.get(Kind::Pack, &name).unwrap();
+        assert_eq!(Id::of_object(&bytes), index_pack.pack);
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(read_entries(&bytes, meta).unwrap(), index_pack.entries);
+
+        // The in-memory builder: the same entries and data section; the sealed headers differ
+        // only by their random nonces, so they have the same length.
+        let (built, entries) = builder.finish(meta);
+        assert_eq!(entries, index_pack.entries);
+        assert_eq!(built.len(), bytes.len());
+        let data_end: usize = blobs.iter().map(|b| b.sealed.len()).sum();
+        assert_eq!(built[..data_end], bytes[..data_end]);
+        assert_eq!(built[built.len() - 12..], bytes[bytes.len() - 12..]);
     }
 }

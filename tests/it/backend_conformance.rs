@@ -1,11 +1,16 @@
 //! One conformance suite for every `Backend`: the memory, local and S3 backends must agree on
-//! put/get/range/stat/list/delete semantics, no-overwrite and not-found behaviour.
+//! put/get/range/stat/list/delete semantics, staged (streamed) objects, no-overwrite and
+//! not-found behaviour.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use backup_to_s3::backend::local::LocalBackend;
 use backup_to_s3::backend::mem::MemBackend;
-use backup_to_s3::backend::{Backend, Kind, Temperature};
+use backup_to_s3::backend::{Backend, Counting, Kind, Temperature};
+use backup_to_s3::id::Id;
+use backup_to_s3::repo::DynBackend;
 
 /// Deterministic pseudo-random bytes (xorshift), different per seed.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -180,6 +185,52 @@ pub fn conformance_with(b: &dyn Backend, plant: &dyn Fn(&str)) {
     b.put(Kind::Pack, &first, b"again", Temperature::Cold)
         .unwrap();
     assert_eq!(b.get(Kind::Pack, &first).unwrap(), b"again");
+
+    staged_objects(b);
+}
+
+/// Staged objects: written in pieces, named at the commit, with the semantics of `put`.
+fn staged_objects(b: &dyn Backend) {
+    let listed = sorted(b.list(Kind::Pack).unwrap());
+    // Dropped before the commit: nothing is stored.
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, 1 << 20).unwrap();
+    s.write(b"abandoned").unwrap();
+    drop(s);
+    assert_eq!(sorted(b.list(Kind::Pack).unwrap()), listed);
+
+    // Streamed in uneven pieces, named by the hash of the whole.
+    let body = pattern(30, (3 << 20) + 5);
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, body.len()).unwrap();
+    assert!(s.is_empty());
+    for piece in body.chunks((1 << 19) + 7) {
+        s.write(piece).unwrap();
+    }
+    assert_eq!(s.len(), body.len() as u64);
+    let name = Id::of_object(&body).to_hex();
+    // Not an object before the commit.
+    assert_eq!(sorted(b.list(Kind::Pack).unwrap()), listed);
+    b.commit(s, &name).unwrap();
+    assert!(
+        b.get(Kind::Pack, &name).unwrap() == body,
+        "staged round trip"
+    );
+    assert_eq!(b.stat(Kind::Pack, &name).unwrap(), Some(body.len() as u64));
+
+    // An existing name is never replaced.
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, 16).unwrap();
+    s.write(b"other bytes").unwrap();
+    let e = b.commit(s, &name).unwrap_err();
+    assert!(e.is_already_exists(), "{e}");
+    assert!(b.get(Kind::Pack, &name).unwrap() == body, "not overwritten");
+
+    // Other kinds, empty objects.
+    let ix = hex_name(31);
+    let s = b.stage(Kind::Index, Temperature::Hot, 0).unwrap();
+    b.commit(s, &ix).unwrap();
+    assert_eq!(b.get(Kind::Index, &ix).unwrap(), Vec::<u8>::new());
+    let mut expect = listed;
+    expect.push((name, body.len() as u64));
+    assert_eq!(sorted(b.list(Kind::Pack).unwrap()), sorted(expect));
 }
 
 #[test]
@@ -197,6 +248,65 @@ fn local_backend_conforms() {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(file, b"stray").unwrap();
     });
+}
+
+/// Every file under `dir`, relative paths, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A local staged object is a temporary file (not an object) until the commit links it into
+/// place; nothing of it stays behind, whether committed, refused or dropped.
+#[test]
+fn local_staged_objects_leave_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    // Through the layers the repository uses: Arc and Counting forward to the local sink.
+    let b = Counting::new(Arc::new(LocalBackend::new(&root)) as DynBackend);
+    b.create().unwrap();
+
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, 0).unwrap();
+    assert!(!s.is_in_memory(), "the local backend streams to a file");
+    s.write(b"partial").unwrap();
+    let tmp = files_under(&root.join("data"));
+    assert_eq!(tmp.len(), 1, "{tmp:?}");
+    assert!(tmp[0].starts_with(".tmp-"), "{tmp:?}");
+    assert!(b.list(Kind::Pack).unwrap().is_empty());
+    drop(s);
+    assert!(files_under(&root.join("data")).is_empty());
+
+    let body = pattern(40, 100_000);
+    let name = Id::of_object(&body).to_hex();
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, 0).unwrap();
+    s.write(&body[..10]).unwrap();
+    s.write(&body[10..]).unwrap();
+    b.commit(s, &name).unwrap();
+    let stats = b.stats();
+    assert_eq!((stats.put, stats.bytes_up), (1, body.len() as u64));
+    let path = format!("{}/{name}", &name[..2]);
+    assert_eq!(files_under(&root.join("data")), vec![path.clone()]);
+
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, 0).unwrap();
+    s.write(b"other").unwrap();
+    assert!(b.commit(s, &name).unwrap_err().is_already_exists());
+    let mut s = b.stage(Kind::Pack, Temperature::Cold, 0).unwrap();
+    s.write(b"other").unwrap();
+    assert!(b.commit(s, "not/a/name").is_err());
+    assert_eq!(files_under(&root.join("data")), vec![path.clone()]);
+    assert_eq!(std::fs::read(root.join("data").join(&path)).unwrap(), body);
 }
 
 #[cfg(feature = "s3")]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use backup_to_s3::backend::mem::MemBackend;
 use backup_to_s3::backend::{Backend, Kind};
 use backup_to_s3::format::index::IndexPack;
-use backup_to_s3::id::BlobKind;
+use backup_to_s3::id::{BlobKind, Id};
 use backup_to_s3::repo::writer::WriterOptions;
 use backup_to_s3::repo::{OpenOptions, Repository};
 
@@ -136,4 +136,63 @@ fn dry_run_stores_nothing() {
         .unwrap()
         .next()
         .is_none());
+}
+
+/// Data packs are streamed to a local repository's disk as they are built: each stored pack is
+/// named by the hash of its bytes, no temporary file stays behind, `check --read-data` is clean
+/// and the restore is byte-exact.
+#[test]
+fn streamed_packs_are_whole_and_named_by_their_bytes() {
+    let env = Env::new();
+    env.init_with(&["--pack-size-mib", "1", "--compression", "1"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("small")).unwrap();
+    for i in 0..6u64 {
+        std::fs::write(src.join(format!("big{i}")), pseudo_random(50 + i, 3 << 20)).unwrap();
+    }
+    for i in 0..300u64 {
+        let f = src.join("small").join(format!("f{i}"));
+        std::fs::write(f, pseudo_random(1000 + i, 10 + 97 * i as usize)).unwrap();
+    }
+    let summary = env.backup(&[src.to_str().unwrap()]);
+    assert!(
+        summary["packs_written"].as_u64().unwrap() >= 10,
+        "{summary}"
+    );
+
+    let mut stored = 0u64;
+    let mut packs = 0u64;
+    for fan in std::fs::read_dir(env.repo_path().join("data")).unwrap() {
+        let fan = fan.unwrap();
+        let fan_name = fan.file_name().to_string_lossy().into_owned();
+        assert!(
+            !fan_name.starts_with('.'),
+            "temporary file left: {fan_name}"
+        );
+        for f in std::fs::read_dir(fan.path()).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "temporary file left: {name}");
+            let bytes = std::fs::read(f.path()).unwrap();
+            assert_eq!(
+                Id::of_object(&bytes).to_hex(),
+                name,
+                "pack named by its bytes"
+            );
+            stored += bytes.len() as u64;
+            packs += 1;
+        }
+    }
+    assert_eq!(packs, summary["packs_written"].as_u64().unwrap());
+    assert_eq!(stored, summary["data_added"].as_u64().unwrap());
+
+    let check = env.run(&["check", "--read-data"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let target = env.path("out");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &restored(&target, &src));
 }

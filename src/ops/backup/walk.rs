@@ -45,8 +45,8 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
 /// New chunks travel to the seal workers in batches: one channel hand-off per small file
 /// cost more (futex wake-ups, context switches) than sealing it did.
 type Batch = Vec<(Id, Vec<u8>)>;
-/// A batch is sent once it holds this many bytes or chunks.
-const BATCH_BYTES: usize = 1 << 20;
+/// A batch is sent once it holds this many bytes or chunks (a large file's batch is one chunk).
+const BATCH_BYTES: usize = 256 << 10;
 const BATCH_CHUNKS: usize = 256;
 
 /// Sealing workers: compress + encrypt new chunks and hand them to the pack writer.
@@ -93,7 +93,11 @@ pub fn run(
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
     let failure = Mutex::new(None);
-    let (tx, rx) = bounded::<Batch>(threads * 2);
+    // A rendezvous channel: reading outruns sealing, so a queue would only hold memory. New
+    // chunks in flight are the batches in the seal workers' hands, one full batch per walker
+    // thread waiting to hand over and the one being filled: each about BATCH_BYTES (at most
+    // BATCH_BYTES plus one chunk).
+    let (tx, rx) = bounded::<Batch>(0);
     let scanning = AtomicBool::new(true);
     let result = std::thread::scope(|scope| {
         for _ in 0..threads {
