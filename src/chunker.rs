@@ -81,26 +81,9 @@ impl Chunker {
     /// chunk, and the buffer is shifted once per block rather than once per chunk.
     pub fn for_each_chunk<R, E>(
         &self,
-        reader: R,
-        buf: &mut ChunkBuffer,
-        mut each: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<u64, E>
-    where
-        R: Read,
-        E: From<std::io::Error>,
-    {
-        self.for_each_batch(reader, buf, |chunks| {
-            chunks.iter().try_for_each(|c| each(c))
-        })
-    }
-
-    /// `for_each_chunk`, but `each` gets, in order, all chunks cut from one fill of the buffer
-    /// (a dozen or more on a large file), so that the caller can hash them in parallel.
-    pub fn for_each_batch<R, E>(
-        &self,
         mut reader: R,
         buf: &mut ChunkBuffer,
-        mut each: impl FnMut(&[&[u8]]) -> Result<(), E>,
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, E>
     where
         R: Read,
@@ -118,7 +101,6 @@ impl Chunker {
         }
         let b = &mut buf.buf[..];
         let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);
-        let mut cuts: Vec<(usize, usize)> = Vec::new();
         loop {
             if !eof && end - start < max {
                 b.copy_within(start..end, 0);
@@ -139,16 +121,10 @@ impl Chunker {
             if start == end {
                 return Ok(total);
             }
-            // Cut all that can be cut before the next refill.
-            cuts.clear();
-            while start < end && (eof || end - start >= max) {
-                let n = self.cut(&b[start..end]);
-                cuts.push((start, n));
-                total += n as u64;
-                start += n;
-            }
-            let chunks: Vec<&[u8]> = cuts.iter().map(|&(s, n)| &b[s..s + n]).collect();
-            each(&chunks)?;
+            let n = self.cut(&b[start..end]);
+            each(&b[start..start + n])?;
+            total += n as u64;
+            start += n;
         }
     }
 

@@ -461,29 +461,19 @@ impl Walker<'_, '_> {
         let r = self
             .repo
             .chunker()
-            .for_each_batch(reader, &mut buf, |chunks| {
-                let codec = self.repo.codec();
-                // A large file is chunked on one thread; its chunks are hashed on all walker
-                // threads (outside the walker pool, as for stdin, on this one).
-                let hashed: Vec<Id> = if chunks.len() > 1 && rayon::current_thread_index().is_some()
-                {
-                    chunks.par_iter().map(|data| codec.id(data)).collect()
+            .for_each_chunk(reader, &mut buf, |data| {
+                let len = data.len() as u64;
+                bump(&c.bytes_read, len);
+                self.progress.add_bytes(len);
+                let id = self.repo.codec().id(data);
+                if self.writer.claim(&id)? {
+                    bump(&c.chunks_new, 1);
+                    // Only new chunks are copied out of the read buffer.
+                    self.queue(id, data.to_vec())?;
                 } else {
-                    chunks.iter().map(|data| codec.id(data)).collect()
-                };
-                for (data, id) in chunks.iter().zip(hashed) {
-                    let len = data.len() as u64;
-                    bump(&c.bytes_read, len);
-                    self.progress.add_bytes(len);
-                    if self.writer.claim(&id)? {
-                        bump(&c.chunks_new, 1);
-                        // Only new chunks are copied out of the read buffer.
-                        self.queue(id, data.to_vec())?;
-                    } else {
-                        bump(&c.chunks_deduplicated, 1);
-                    }
-                    ids.push(id);
+                    bump(&c.chunks_deduplicated, 1);
                 }
+                ids.push(id);
                 Ok(())
             });
         lock(&self.buffers).push(buf);
