@@ -12,7 +12,7 @@ use crate::backend::{Kind, RequestStats};
 use crate::error::Result;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
 use crate::format::tree::{NodeKind, MAX_TREE_DEPTH};
-use crate::id::{BlobKind, Id};
+use crate::id::{BlobKind, Id, ObjectHasher};
 use crate::progress::Progress;
 use crate::repo::Repository;
 
@@ -390,16 +390,16 @@ fn read_in_pieces(
 ) -> Result<Id> {
     let mut sorted: Vec<&PackEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| e.offset);
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = ObjectHasher::new();
     // `buf` holds the pack's bytes from offset `base` up to `read_to`.
     let (mut buf, mut base, mut read_to) = (Vec::new(), 0u64, 0u64);
-    let mut read_piece = |buf: &mut Vec<u8>, read_to: &mut u64| -> Result<()> {
+    // The next piece, hashed: every byte of the pack passes here once, in order.
+    let mut next_piece = |read_to: &mut u64| -> Result<Vec<u8>> {
         let n = PIECE.min(size - *read_to);
         let piece = repo.backend().get_range(Kind::Pack, name, *read_to, n)?;
         hasher.update(&piece);
-        buf.extend_from_slice(&piece);
         *read_to += n;
-        Ok(())
+        Ok(piece)
     };
     for e in sorted {
         let start = u64::from(e.offset);
@@ -410,19 +410,19 @@ fn read_in_pieces(
         }
         while read_to < end {
             // Drop what lies before this entry once per read, not once per entry.
-            let drop = (start - base).min(buf.len() as u64);
-            buf.drain(..drop as usize);
-            base += drop;
-            read_piece(&mut buf, &mut read_to)?;
+            let stale = (start - base).min(buf.len() as u64);
+            buf.drain(..stale as usize);
+            base += stale;
+            buf.extend_from_slice(&next_piece(&mut read_to)?);
         }
         each(e, buf.get((start - base) as usize..(end - base) as usize));
     }
-    buf = Vec::new();
+    // The header and trailer after the last blob are only hashed.
+    drop(buf);
     while read_to < size {
-        read_piece(&mut buf, &mut read_to)?;
-        buf.clear();
+        next_piece(&mut read_to)?;
     }
-    Ok(Id(*hasher.finalize().as_bytes()))
+    Ok(hasher.finish())
 }
 
 /// Whether a pack's own header lists exactly what the index says; records the error if not.
