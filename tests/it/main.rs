@@ -9,6 +9,7 @@ mod engine;
 mod fixture;
 mod hostile;
 mod prune;
+mod restore_batches;
 mod retention;
 
 // Snapshot filesystem view and mount (issue 5).

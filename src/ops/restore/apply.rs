@@ -5,7 +5,8 @@ use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::fetch::rel;
 use super::{Planned, RestoreSummary};
@@ -29,13 +30,16 @@ fn clear_path(p: &Path) -> Result<()> {
     }
 }
 
-/// Folders and (empty, pre-sized to `lengths`, their content lengths) regular files, in tree order.
+/// Folders, in tree order, then (empty, pre-sized to `lengths`, their content lengths) regular
+/// files on up to `threads` threads.
 pub(crate) fn create_entries(
     target: &Path,
     entries: &[Planned],
     lengths: &[u64],
+    threads: usize,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
+    let mut files = Vec::new();
     for (e, len) in entries.iter().zip(lengths) {
         let p = rel(target, &e.path);
         match e.node.kind {
@@ -52,38 +56,81 @@ pub(crate) fn create_entries(
                 }
                 summary.dirs_restored += 1;
             }
-            NodeKind::File if e.link_to.is_none() => {
-                clear_path(&p)?;
-                let f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&p)
-                    .map_err(|err| Error::io(&p, err))?;
-                // Pre-sizing leaves all-zero chunks as holes: sparse files stay sparse.
-                f.set_len(*len).map_err(|err| Error::io(&p, err))?;
-                summary.files_restored += 1;
-            }
+            NodeKind::File if e.link_to.is_none() => files.push((p, *len)),
             _ => {}
         }
+    }
+    par_each(&files, threads, |(p, len)| create_file(p, *len))?;
+    summary.files_restored += files.len() as u64;
+    Ok(())
+}
+
+/// An empty file of `len` bytes where `p` was (a folder in the way is an error).
+fn create_file(p: &Path, len: u64) -> Result<()> {
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)
+    };
+    // Usually nothing is in the way: clear it only when something is.
+    let f = match create() {
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            clear_path(p)?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(|err| Error::io(p, err))?;
+    // Pre-sizing leaves all-zero chunks as holes: sparse files stay sparse.
+    if len > 0 {
+        f.set_len(len).map_err(|err| Error::io(p, err))?;
     }
     Ok(())
 }
 
-/// Links and special files, then metadata: files first, folders deepest-first (so their mtimes stick).
+/// Run `f` on every item, on up to `threads` threads taking contiguous runs (neighbours in tree
+/// order share a folder, so the threads rarely contend for one); the first error wins. Restoring
+/// many small files is bound by per-file system calls, which run in parallel on separate cores.
+fn par_each<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    // Below this, a thread costs more than it saves.
+    const MIN_RUN: usize = 64;
+    let run = items.len().div_ceil(threads.max(1)).max(MIN_RUN);
+    if run >= items.len() {
+        return items.iter().try_for_each(&f);
+    }
+    std::thread::scope(|s| {
+        let workers: Vec<_> = items
+            .chunks(run)
+            .map(|part| s.spawn(|| part.iter().try_for_each(&f)))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(Error::Invalid("a restore thread panicked".into())))
+        })
+    })
+}
+
+/// Links and special files, then the metadata of everything but folders (`finish_dirs`).
 pub(crate) fn finish_entries(
     target: &Path,
     entries: &[Planned],
-    owners: bool,
+    chown: bool,
+    threads: usize,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
     for e in entries {
         let p = rel(target, &e.path);
-        match (e.node.kind, e.link_to) {
+        match (e.node.kind, &e.link_to) {
             (NodeKind::File, Some(first)) => {
                 clear_path(&p)?;
-                let src = rel(target, &entries[first].path);
+                let src = rel(target, first);
                 std::fs::hard_link(&src, &p).map_err(|err| Error::io(&p, err))?;
                 summary.files_restored += 1;
             }
@@ -106,25 +153,38 @@ pub(crate) fn finish_entries(
             _ => {}
         }
     }
-    let root = unsafe { libc::geteuid() } == 0;
-    for e in entries
+    let items: Vec<&Planned> = entries
         .iter()
         .filter(|e| e.node.kind != NodeKind::Dir && e.link_to.is_none())
-    {
-        if let Err(err) = apply_metadata(&rel(target, &e.path), &e.node, owners && root) {
-            summary.warnings.push(err.to_string());
+        .collect();
+    let warnings = Mutex::new(Vec::new());
+    par_each(&items, threads, |e| {
+        if let Err(err) = apply_metadata(&rel(target, &e.path), &e.node, chown) {
+            warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(err.to_string());
         }
-    }
-    for e in entries
-        .iter()
-        .rev()
-        .filter(|e| e.node.kind == NodeKind::Dir)
-    {
-        if let Err(err) = apply_metadata(&rel(target, &e.path), &e.node, owners && root) {
-            summary.warnings.push(err.to_string());
-        }
-    }
+        Ok(())
+    })?;
+    summary
+        .warnings
+        .extend(warnings.into_inner().unwrap_or_else(|p| p.into_inner()));
     Ok(())
+}
+
+/// Folder metadata, deepest-first and after all content, so their mtimes stick.
+pub(crate) fn finish_dirs(
+    target: &Path,
+    dirs: &[(PathBuf, Node)],
+    chown: bool,
+    summary: &mut RestoreSummary,
+) {
+    for (path, node) in dirs.iter().rev() {
+        if let Err(err) = apply_metadata(&rel(target, path), node, chown) {
+            summary.warnings.push(err.to_string());
+        }
+    }
 }
 
 fn make_special(p: &Path, node: &Node) -> Result<()> {
@@ -149,7 +209,7 @@ fn make_special(p: &Path, node: &Node) -> Result<()> {
     Ok(())
 }
 
-fn apply_metadata(p: &Path, node: &Node, owners: bool) -> Result<()> {
+fn apply_metadata(p: &Path, node: &Node, chown: bool) -> Result<()> {
     let c = cpath(p)?;
     for x in &node.xattrs {
         let name = std::ffi::OsStr::from_bytes(&x.name);
@@ -159,7 +219,7 @@ fn apply_metadata(p: &Path, node: &Node, owners: bool) -> Result<()> {
             }
         }
     }
-    if owners {
+    if chown {
         // SAFETY: valid path; lchown never follows a symlink.
         if unsafe { libc::lchown(c.as_ptr(), node.uid, node.gid) } != 0 {
             return Err(Error::io(p, std::io::Error::last_os_error()));

@@ -30,10 +30,11 @@ impl Merge {
         gap: 1 << 20,
         span: 32 << 20,
     };
-    /// A local disk: reads of a few blobs each, so a thread holds megabytes, not whole packs.
+    /// A local disk: reads of about a blob each, so a thread holds a megabyte or two, not a
+    /// pack (4 MiB spans measured 7 MiB more peak on usr and small files, and no faster).
     const CHEAP: Merge = Merge {
         gap: 64 << 10,
-        span: 4 << 20,
+        span: 1 << 20,
     };
 }
 /// Open files kept per thread.
@@ -42,7 +43,6 @@ const FD_CACHE: usize = 128;
 #[derive(Default)]
 pub(crate) struct Fetched {
     pub chunks: u64,
-    pub packs: u64,
     pub bytes: u64,
 }
 
@@ -92,7 +92,6 @@ pub(crate) fn fetch_all(
                             let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
                             t.chunks += f.chunks;
                             t.bytes += f.bytes;
-                            t.packs += 1;
                         }
                         Err(e) => errors
                             .lock()

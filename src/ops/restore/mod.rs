@@ -6,7 +6,7 @@
 mod apply;
 mod fetch;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,6 +30,8 @@ pub struct RestoreOptions {
     /// Parallel pack fetches.
     pub connections: usize,
     pub dry_run: bool,
+    /// Entries planned and restored per batch (0: `BATCH_ENTRIES`); fewer hold less memory.
+    pub batch_entries: usize,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -54,13 +56,20 @@ pub struct RestoreSummary {
 pub(crate) struct Planned {
     pub path: PathBuf,
     pub node: Node,
-    /// For hard links: the earlier path of the same inode.
-    pub link_to: Option<usize>,
+    /// For hard links: the snapshot path of the same inode's first entry (already restored or
+    /// in the same batch).
+    pub link_to: Option<PathBuf>,
 }
 
 /// Where each chunk goes: (entry index, byte offset in the file).
 pub(crate) type Placements = HashMap<Id, Vec<(usize, u64)>>;
 pub(crate) type Locations = HashMap<Id, crate::index::BlobLocation>;
+
+/// Restore plans and restores a snapshot in batches of entries in tree order, so its memory
+/// stays flat however many files the snapshot holds (planned whole, 50k files took ~60 MiB).
+const BATCH_ENTRIES: usize = 8192;
+/// A batch also ends at this many chunk placements (one huge file can fill a batch alone).
+const BATCH_CHUNKS: usize = 65_536;
 
 pub fn restore(
     repo: &Repository,
@@ -74,64 +83,127 @@ pub fn restore(
     let snap = repo.load_snapshot(snapshot)?;
     let includes = PatternSet::new(&opts.includes)?;
     let excludes = PatternSet::new(&opts.excludes)?;
+    let target = if opts.dry_run {
+        target.to_path_buf()
+    } else {
+        std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+        target.canonicalize().map_err(|e| Error::io(target, e))?
+    };
+    // Known ahead only for a whole restore; otherwise the total grows batch by batch.
+    let expected_bytes = match &snap.summary {
+        Some(s) if includes.is_empty() && excludes.is_empty() => s.bytes_total,
+        _ => 0,
+    };
+    let mut sink = Sink {
+        repo,
+        target: &target,
+        opts,
+        progress,
+        summary: RestoreSummary {
+            message_type: "summary",
+            snapshot_id: snapshot.to_hex(),
+            ..Default::default()
+        },
+        // SAFETY: geteuid has no preconditions. Ownership is restored only as root.
+        chown: opts.owners && unsafe { libc::geteuid() } == 0,
+        dirs: Vec::new(),
+        packs: HashSet::new(),
+        planned: (0, 0),
+        expected_bytes,
+    };
     let mut planner = Planner {
         repo,
         includes: &includes,
         excludes: &excludes,
-        entries: Vec::new(),
-        warnings: Vec::new(),
+        pending_dirs: Vec::new(),
         inodes: HashMap::new(),
+        batch: Vec::new(),
+        batch_chunks: 0,
+        sink: &mut sink,
     };
     planner.walk(&snap.tree, Path::new("/"), includes.is_empty(), 0)?;
-    let Planner {
-        entries, warnings, ..
-    } = planner;
-    let mut summary = RestoreSummary {
-        message_type: "summary",
-        snapshot_id: snapshot.to_hex(),
-        warnings,
-        ..Default::default()
-    };
-    let (placements, locations, total_bytes, lengths) = place_chunks(repo, &entries)?;
-    for (e, len) in entries.iter().zip(&lengths) {
-        if e.node.kind == NodeKind::File && e.link_to.is_none() && *len != e.node.size {
-            summary.warnings.push(format!(
-                "{}: recorded size {} differs from its content ({len} bytes); restoring the content",
-                e.path.display(),
-                e.node.size
-            ));
-        }
-    }
-    progress.set_total(entries.len() as u64, total_bytes);
-    if opts.dry_run {
-        summary.files_restored = entries
-            .iter()
-            .filter(|e| e.node.kind == NodeKind::File)
-            .count() as u64;
-        summary.bytes_restored = total_bytes;
-        return Ok(summary);
-    }
-    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
-    apply::create_entries(&target, &entries, &lengths, &mut summary)?;
-    let fetched = fetch::fetch_all(
-        repo,
-        &target,
-        &entries,
-        &placements,
-        &locations,
-        opts.connections.max(1),
-        progress,
-    )?;
-    summary.chunks_fetched = fetched.chunks;
-    summary.packs_read = fetched.packs;
-    summary.bytes_restored = fetched.bytes;
-    apply::finish_entries(&target, &entries, opts.owners, &mut summary)?;
+    planner.flush()?;
+    let mut summary = sink.finish();
     let req = repo.request_stats().since(&before);
     summary.bytes_down = req.bytes_down;
     summary.requests = req;
     summary.duration_s = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Restores planned batches and keeps what must wait for the end: folder metadata (set
+/// deepest-first once nothing more is written into them).
+struct Sink<'a> {
+    repo: &'a Repository,
+    target: &'a Path,
+    opts: &'a RestoreOptions,
+    progress: &'a dyn Progress,
+    summary: RestoreSummary,
+    /// Whether ownership is restored (asked for, and running as root).
+    chown: bool,
+    dirs: Vec<(PathBuf, Node)>,
+    /// Packs read so far (a pack read for two batches counts once).
+    packs: HashSet<Id>,
+    /// Entries and content bytes planned so far.
+    planned: (u64, u64),
+    expected_bytes: u64,
+}
+
+impl Sink<'_> {
+    fn restore_batch(&mut self, batch: Vec<Planned>) -> Result<()> {
+        let (placements, locations, batch_bytes, lengths) = place_chunks(self.repo, &batch)?;
+        for (e, len) in batch.iter().zip(&lengths) {
+            if e.node.kind == NodeKind::File && e.link_to.is_none() && *len != e.node.size {
+                self.summary.warnings.push(format!(
+                    "{}: recorded size {} differs from its content ({len} bytes); restoring the content",
+                    e.path.display(),
+                    e.node.size
+                ));
+            }
+        }
+        self.planned.0 += batch.len() as u64;
+        self.planned.1 += batch_bytes;
+        self.progress
+            .set_total(self.planned.0, self.planned.1.max(self.expected_bytes));
+        if self.opts.dry_run {
+            self.summary.files_restored += batch
+                .iter()
+                .filter(|e| e.node.kind == NodeKind::File)
+                .count() as u64;
+            self.summary.bytes_restored += batch_bytes;
+            return Ok(());
+        }
+        let threads = self.opts.connections.max(1);
+        apply::create_entries(self.target, &batch, &lengths, threads, &mut self.summary)?;
+        self.packs.extend(locations.values().map(|l| l.pack));
+        let fetched = fetch::fetch_all(
+            self.repo,
+            self.target,
+            &batch,
+            &placements,
+            &locations,
+            threads,
+            self.progress,
+        )?;
+        self.summary.chunks_fetched += fetched.chunks;
+        self.summary.bytes_restored += fetched.bytes;
+        apply::finish_entries(self.target, &batch, self.chown, threads, &mut self.summary)?;
+        self.dirs.extend(
+            batch
+                .into_iter()
+                .filter(|e| e.node.kind == NodeKind::Dir)
+                .map(|e| (e.path, e.node)),
+        );
+        Ok(())
+    }
+
+    fn finish(mut self) -> RestoreSummary {
+        if !self.opts.dry_run {
+            apply::finish_dirs(self.target, &self.dirs, self.chown, &mut self.summary);
+        }
+        self.summary.packs_read = self.packs.len() as u64;
+        self.summary
+    }
 }
 
 /// Every chunk's places (entry, offset), the total bytes and each entry's content length (the
@@ -181,20 +253,58 @@ fn place_chunks(
     Ok((placements, locations, total, lengths))
 }
 
-struct Planner<'a> {
+struct Planner<'a, 's> {
     repo: &'a Repository,
     includes: &'a PatternSet,
     excludes: &'a PatternSet,
-    entries: Vec<Planned>,
-    warnings: Vec<String>,
-    /// (device, inode) of multiply-linked files → their first entry.
-    inodes: HashMap<(u64, u64), usize>,
+    /// Folders on the current path not planned yet: they are planned (outermost first) as soon
+    /// as anything below them is, and dropped when nothing is.
+    pending_dirs: Vec<(PathBuf, Node)>,
+    /// (device, inode) of multiply-linked files → the path of their first entry.
+    inodes: HashMap<(u64, u64), PathBuf>,
+    batch: Vec<Planned>,
+    batch_chunks: usize,
+    sink: &'s mut Sink<'a>,
 }
 
-impl Planner<'_> {
+impl Planner<'_, '_> {
+    /// Plan an entry, after the folders it lies in; restore the batch once it is full.
+    fn plan(&mut self, path: PathBuf, node: Node, link_to: Option<PathBuf>) -> Result<()> {
+        for (path, node) in self.pending_dirs.drain(..) {
+            self.batch.push(Planned {
+                path,
+                node,
+                link_to: None,
+            });
+        }
+        self.batch_chunks += node.content.len();
+        self.batch.push(Planned {
+            path,
+            node,
+            link_to,
+        });
+        let limit = match self.sink.opts.batch_entries {
+            0 => BATCH_ENTRIES,
+            n => n,
+        };
+        if self.batch.len() >= limit || self.batch_chunks >= BATCH_CHUNKS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.batch_chunks = 0;
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.sink.restore_batch(batch)
+    }
+
     /// Walk a tree; `selected` is true when an include pattern (or none) already covers it.
-    /// Returns whether anything below was planned (folders on the way to a match are kept).
-    fn walk(&mut self, tree_id: &Id, path: &Path, selected: bool, depth: usize) -> Result<bool> {
+    /// Folders on the way to a match are planned, others not.
+    fn walk(&mut self, tree_id: &Id, path: &Path, selected: bool, depth: usize) -> Result<()> {
         if depth > MAX_TREE_DEPTH {
             return Err(Error::damaged(
                 "tree",
@@ -206,10 +316,9 @@ impl Planner<'_> {
             ));
         }
         let tree: Tree = self.repo.load_tree(tree_id)?;
-        let mut any = false;
         for node in tree.nodes {
             if !node.has_safe_name() {
-                self.warnings.push(format!(
+                self.sink.summary.warnings.push(format!(
                     "{}: refusing unsafe name {:?}",
                     path.display(),
                     node.name_lossy()
@@ -224,44 +333,36 @@ impl Planner<'_> {
             let sel = selected || self.includes.matches(&child);
             match node.kind {
                 NodeKind::Dir => {
-                    let idx = self.entries.len();
                     let subtree = node.subtree;
-                    self.entries.push(Planned {
-                        path: child.clone(),
-                        node,
-                        link_to: None,
-                    });
-                    let below = match subtree {
-                        Some(id) => self.walk(&id, &child, sel, depth + 1)?,
-                        None => false,
-                    };
-                    if !(sel || below) {
-                        self.entries.truncate(idx);
+                    // Below `mark` are this folder's ancestors; whatever is above when the
+                    // walk returns was never planned.
+                    let mark = self.pending_dirs.len();
+                    if sel {
+                        self.plan(child.clone(), node, None)?;
                     } else {
-                        any = true;
+                        self.pending_dirs.push((child.clone(), node));
                     }
+                    if let Some(id) = subtree {
+                        self.walk(&id, &child, sel, depth + 1)?;
+                    }
+                    self.pending_dirs.truncate(mark);
                 }
                 _ if sel => {
                     let link_to = if node.kind == NodeKind::File && node.links > 1 {
                         let key = (node.device, node.inode);
-                        let first = self.inodes.get(&key).copied();
+                        let first = self.inodes.get(&key).cloned();
                         if first.is_none() {
-                            self.inodes.insert(key, self.entries.len());
+                            self.inodes.insert(key, child.clone());
                         }
                         first
                     } else {
                         None
                     };
-                    self.entries.push(Planned {
-                        path: child,
-                        node,
-                        link_to,
-                    });
-                    any = true;
+                    self.plan(child, node, link_to)?;
                 }
                 _ => {}
             }
         }
-        Ok(any)
+        Ok(())
     }
 }
