@@ -6,6 +6,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    limit_malloc_arenas();
     let cli = cli::Cli::parse();
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
@@ -29,4 +30,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// glibc gives each allocating thread its own arena (up to 8 per core) and keeps what is freed
+/// in it, so the chunk and pack buffers handed between threads leave memory stranded in several
+/// arenas. Two arenas measured 8–12 MiB less peak RSS on backups and checks of the bench
+/// corpora, at the same speed. An explicit MALLOC_ARENA_MAX still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
 }
