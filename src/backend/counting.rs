@@ -1,10 +1,11 @@
 //! A decorator that counts requests and bytes by type, so every run can report its S3 cost.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{BResult, Backend, Kind, Staged, Temperature};
+use super::{BResult, Backend, Kind, Staged, StaleTemp, Temperature};
 
 #[derive(Default)]
 struct Counters {
@@ -137,5 +138,8 @@ impl<B: Backend> Backend for Counting<B> {
     }
     fn cheap_ranges(&self) -> bool {
         self.inner.cheap_ranges()
+    }
+    fn remove_stale_temp(&self, older_than: Duration, dry_run: bool) -> BResult<StaleTemp> {
+        self.inner.remove_stale_temp(older_than, dry_run)
     }
 }

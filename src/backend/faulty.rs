@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{BResult, Backend, BackendError, Kind, Temperature};
+use super::{BResult, Backend, BackendError, Kind, StaleTemp, Temperature};
 
 /// A backend operation, as counted by a fault plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +234,9 @@ fn injected(kind: Kind, name: &str, fault: Fault) -> BackendError {
 impl<B: Backend> Backend for Faulty<B> {
     fn cheap_ranges(&self) -> bool {
         self.inner.cheap_ranges()
+    }
+    fn remove_stale_temp(&self, older_than: Duration, dry_run: bool) -> BResult<StaleTemp> {
+        self.inner.remove_stale_temp(older_than, dry_run)
     }
     fn location(&self) -> String {
         self.inner.location()

@@ -4,14 +4,17 @@
 //! `stage` streams an object into a temporary file `<kind folder>/.tmp-<random>` as its bytes
 //! arrive (packs never sit whole in memory) and `commit` links it into place with the same steps
 //! as `put`. Names starting with '.' are not objects (`list` skips them). A process killed
-//! mid-write leaves its temporary files behind; nothing removes them yet (they are only disk
-//! space, and safe to delete when no backup or prune is running).
+//! mid-write leaves its temporary files behind; `prune` removes them once they are older than
+//! a backup session may go without a heartbeat (`remove_stale_temp`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use super::{check_name, BResult, Backend, BackendError, Kind, Staged, StagedSink, Temperature};
+use super::{
+    check_name, BResult, Backend, BackendError, Kind, Staged, StagedSink, StaleTemp, Temperature,
+};
 
 pub struct LocalBackend {
     root: PathBuf,
@@ -58,6 +61,14 @@ impl LocalBackend {
             file: BufWriter::with_capacity(TEMP_BUFFER, file),
         })
     }
+}
+
+/// Temporary files start with this (`put`: `.tmp-<name>-<random>`, `stage`: `.tmp-<random>`).
+const TEMP_PREFIX: &str = ".tmp";
+
+/// Whether `name` is a fan-out folder of packs (two hex digits).
+fn is_fan(name: &str) -> bool {
+    name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Small writes (blobs of tiny files) are gathered; larger ones go straight to the file.
@@ -172,14 +183,15 @@ impl Backend for LocalBackend {
             });
         }
         let dir = path.parent().unwrap_or(&self.root);
-        let mut tmp = Box::new(self.temp_file(kind, dir, &format!(".tmp-{name}"), Some(name))?);
+        let prefix = format!("{TEMP_PREFIX}-{name}");
+        let mut tmp = Box::new(self.temp_file(kind, dir, &prefix, Some(name))?);
         tmp.write(data)?;
         tmp.commit(name)
     }
 
     fn stage(&self, kind: Kind, temp: Temperature, _size_hint: usize) -> BResult<Staged> {
         let dir = self.root.join(kind.dir());
-        let tmp = self.temp_file(kind, &dir, ".tmp", None)?;
+        let tmp = self.temp_file(kind, &dir, TEMP_PREFIX, None)?;
         Ok(Staged::with_sink(kind, temp, Box::new(tmp)))
     }
 
@@ -259,5 +271,73 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(kind, name, e)),
         }
+    }
+
+    /// Only regular files named `.tmp…` in the folders objects are written to (the root for
+    /// the config, each kind's folder, the pack fan-out folders); symlinks are never followed
+    /// nor removed. A live writer's file grows, so its modification time stays recent; were
+    /// one removed anyway (a writer stalled for longer than `older_than`), its commit fails
+    /// to link the file and nothing committed is lost.
+    fn remove_stale_temp(&self, older_than: Duration, dry_run: bool) -> BResult<StaleTemp> {
+        let now = SystemTime::now();
+        let mut found = StaleTemp::default();
+        // (kind, folder, whether its fan-out folders are scanned too)
+        let mut dirs: Vec<(Kind, PathBuf, bool)> = Kind::ALL
+            .into_iter()
+            .map(|k| match k {
+                Kind::Config => (k, self.root.clone(), false),
+                k => (k, self.root.join(k.dir()), k.is_fanned_out()),
+            })
+            .collect();
+        while let Some((kind, dir, fanned)) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err_at(kind, "", &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_err_at(kind, "", &dir, e))?;
+                // Neither looks through a symlink.
+                let (file_type, meta) = match entry
+                    .file_type()
+                    .and_then(|t| entry.metadata().map(|m| (t, m)))
+                {
+                    Ok(tm) => tm,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err_at(kind, "", &entry.path(), e)),
+                };
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if file_type.is_dir() {
+                    if fanned && is_fan(&name) {
+                        dirs.push((kind, entry.path(), false));
+                    }
+                    continue;
+                }
+                if !file_type.is_file() || !name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                // A modification time in the future counts as fresh.
+                let old = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .is_some_and(|age| age > older_than);
+                if !old {
+                    continue;
+                }
+                if !dry_run {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => {}
+                        // Its writer committed or dropped it meanwhile.
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(io_err_at(kind, &name, &entry.path(), e)),
+                    }
+                }
+                found.files += 1;
+                found.bytes += meta.len();
+            }
+        }
+        Ok(found)
     }
 }

@@ -12,6 +12,7 @@ pub mod s3;
 pub mod staged;
 
 use std::fmt;
+use std::time::Duration;
 
 pub use counting::{Counting, RequestStats};
 pub use faulty::{FaultPlan, Faulty};
@@ -162,6 +163,13 @@ pub(crate) fn check_name(kind: Kind, name: &str) -> BResult<()> {
     }
 }
 
+/// Temporary files found by [`Backend::remove_stale_temp`]: removed, or on a dry run, to remove.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaleTemp {
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// Object storage as the repository sees it. Every object is written once: `put` of an
 /// existing name fails with `AlreadyExists` (content-addressed callers treat that as success).
 pub trait Backend: Send + Sync {
@@ -212,6 +220,13 @@ pub trait Backend: Send + Sync {
     fn cheap_ranges(&self) -> bool {
         false
     }
+    /// Remove the temporary files of objects whose writer died mid-write (a killed backup) once
+    /// they are older than `older_than`; with `dry_run` only count them. The default has none:
+    /// an S3 object appears whole or not at all.
+    fn remove_stale_temp(&self, older_than: Duration, dry_run: bool) -> BResult<StaleTemp> {
+        let _ = (older_than, dry_run);
+        Ok(StaleTemp::default())
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
@@ -253,5 +268,8 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn cheap_ranges(&self) -> bool {
         (**self).cheap_ranges()
+    }
+    fn remove_stale_temp(&self, older_than: Duration, dry_run: bool) -> BResult<StaleTemp> {
+        (**self).remove_stale_temp(older_than, dry_run)
     }
 }

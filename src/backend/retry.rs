@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::{BResult, Backend, Kind, Temperature};
+use super::{BResult, Backend, Kind, StaleTemp, Temperature};
 
 /// How often and how patiently to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +147,9 @@ impl<B: Backend> Backend for Retry<B> {
     }
     fn cheap_ranges(&self) -> bool {
         self.inner.cheap_ranges()
+    }
+    fn remove_stale_temp(&self, older_than: Duration, dry_run: bool) -> BResult<StaleTemp> {
+        self.inner.remove_stale_temp(older_than, dry_run)
     }
 }
 

@@ -393,6 +393,7 @@ fn restore_cmd(g: &super::args::Global, a: RestoreArgs) -> Result<i32> {
         owners: true,
         connections: super::connections(g),
         dry_run: a.dry_run,
+        ..Default::default()
     };
     let bar = Bar::new(!g.json, g.quiet, "restore");
     let mut summary = restore::restore(&repo, &sid, &a.target, &opts, &bar)?;

@@ -65,7 +65,8 @@ pub struct PruneArgs {
     /// Delete condemned packs only once a plan is this old (e.g. 1h, 30m, 0)
     #[arg(long, default_value = "1h")]
     pub grace: String,
-    /// Treat a backup session as dead when its heartbeat is older than this
+    /// Treat a backup session as dead when its heartbeat is older than this; temporary files
+    /// of a local repository older than this are removed
     #[arg(long, default_value = "2h")]
     pub stale_after: String,
     /// Same as --grace 0: finish in one run when no backup is running

@@ -229,6 +229,14 @@ fn print_prune(g: &Global, r: &PruneReport) -> Result<()> {
         r.plans_completed,
         r.packs_rescued
     );
+    if r.temp_files_removed > 0 {
+        let verb = if r.dry_run { "would remove" } else { "removed" };
+        println!(
+            "{verb} {} stale temporary file(s) ({}) left by killed runs",
+            r.temp_files_removed,
+            human(r.temp_bytes_removed)
+        );
+    }
     if let Some(p) = &r.plan {
         println!("new plan {}", &p[..8.min(p.len())]);
     }

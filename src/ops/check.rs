@@ -2,7 +2,7 @@
 //! snapshot references is indexed, and with `read_data` every blob decrypts and matches its id.
 //! Damage is reported by object, then traced to the snapshots and files it affects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -12,8 +12,9 @@ use crate::backend::{Kind, RequestStats};
 use crate::error::Result;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
 use crate::format::tree::{NodeKind, MAX_TREE_DEPTH};
-use crate::id::{BlobKind, Id, ObjectHasher};
+use crate::id::{BlobKind, Id};
 use crate::progress::Progress;
+use crate::repo::pieces::read_in_pieces;
 use crate::repo::Repository;
 
 #[derive(Clone, Debug, Default)]
@@ -110,18 +111,6 @@ pub fn check(
             indexed.entry(p.pack).or_default().extend(p.entries);
         }
     }
-    // By kind as well as id: a data chunk and a tree may share an id, and each must be stored
-    // as its own kind to be readable.
-    let blob_packs: HashMap<(BlobKind, Id), Vec<Id>> =
-        indexed
-            .iter()
-            .fold(HashMap::new(), |mut m, (pack, entries)| {
-                for e in entries {
-                    m.entry((e.kind, e.id)).or_default().push(*pack);
-                }
-                m
-            });
-
     // 2. Every indexed pack exists and its header agrees with the index; 3. with read_data,
     // every (selected) pack is read whole instead and every blob verified. Packs are checked
     // in parallel (on S3 each is a round trip; read whole, each costs CPU) and the results
@@ -179,13 +168,22 @@ pub fn check(
     }
 
     // 4. Snapshots: every tree readable, every referenced blob indexed in an undamaged pack.
-    let bad_blob = |kind: BlobKind, id: &Id| {
-        blob_packs.get(&(kind, *id)).is_none_or(|packs| {
-            packs
+    // The usable blobs, by kind as well as id (a data chunk and a tree may share an id, and
+    // each must be stored as its own kind to be readable). One set entry per blob, built once
+    // the packs are checked: a map to every blob's packs took ~200 bytes per blob.
+    let usable: HashSet<(BlobKind, Id)> = indexed
+        .iter()
+        .filter(|(pack, _)| !damaged.contains(*pack))
+        .flat_map(|(pack, entries)| {
+            entries
                 .iter()
-                .all(|p| damaged.contains(p) || damaged_blobs.contains(&(*p, *id)))
+                .filter(|e| !damaged_blobs.contains(&(*pack, e.id)))
+                .map(|e| (e.kind, e.id))
         })
-    };
+        .collect();
+    drop(packs);
+    drop(indexed);
+    let bad_blob = |kind: BlobKind, id: &Id| !usable.contains(&(kind, *id));
     let mut trees_seen = HashSet::new();
     for (name, _) in repo.backend().list(Kind::Snapshot)? {
         let Ok(sid) = name.parse::<Id>() else {
@@ -317,12 +315,13 @@ fn check_pack(
         return c;
     }
     let (mut verified, mut bad) = (0u64, Vec::new());
-    let mut verify = |e: &PackEntry, sealed: Option<&[u8]>| {
+    let mut verify = |e: &PackEntry, sealed: Option<&[u8]>| -> Result<()> {
         if sealed.is_some_and(|s| repo.codec().open(e.kind, &e.id, s).is_ok()) {
             verified += 1;
         } else {
             bad.push(e.id);
         }
+        Ok(())
     };
     // Which blobs suffer is decided blob by blob; the header was verified before.
     let hash = if repo.backend().cheap_ranges() {
@@ -342,7 +341,8 @@ fn check_pack(
                 if header_agrees(header, entries, &name, &mut c.errors) {
                     for e in entries {
                         let at = e.offset as usize;
-                        verify(e, bytes.get(at..at.saturating_add(e.length as usize)));
+                        // Never fails: damage is recorded, not returned.
+                        let _ = verify(e, bytes.get(at..at.saturating_add(e.length as usize)));
                     }
                 } else {
                     c.damaged = true;
@@ -373,56 +373,6 @@ fn check_pack(
         }
     }
     c
-}
-
-/// Bytes per read when a pack is read in pieces.
-const PIECE: u64 = 4 << 20;
-
-/// Read a pack of `size` bytes front to back in pieces, hand every entry its bytes (None when
-/// they lie outside the pack or overlap an earlier entry) and return the pack's name hash.
-/// Holds at most a piece and a blob at a time.
-fn read_in_pieces(
-    repo: &Repository,
-    name: &str,
-    size: u64,
-    entries: &[PackEntry],
-    each: &mut dyn FnMut(&PackEntry, Option<&[u8]>),
-) -> Result<Id> {
-    let mut sorted: Vec<&PackEntry> = entries.iter().collect();
-    sorted.sort_by_key(|e| e.offset);
-    let mut hasher = ObjectHasher::new();
-    // `buf` holds the pack's bytes from offset `base` up to `read_to`.
-    let (mut buf, mut base, mut read_to) = (Vec::new(), 0u64, 0u64);
-    // The next piece, hashed: every byte of the pack passes here once, in order.
-    let mut next_piece = |read_to: &mut u64| -> Result<Vec<u8>> {
-        let n = PIECE.min(size - *read_to);
-        let piece = repo.backend().get_range(Kind::Pack, name, *read_to, n)?;
-        hasher.update(&piece);
-        *read_to += n;
-        Ok(piece)
-    };
-    for e in sorted {
-        let start = u64::from(e.offset);
-        let end = start + u64::from(e.length);
-        if end > size || start < base {
-            each(e, None);
-            continue;
-        }
-        while read_to < end {
-            // Drop what lies before this entry once per read, not once per entry.
-            let stale = (start - base).min(buf.len() as u64);
-            buf.drain(..stale as usize);
-            base += stale;
-            buf.extend_from_slice(&next_piece(&mut read_to)?);
-        }
-        each(e, buf.get((start - base) as usize..(end - base) as usize));
-    }
-    // The header and trailer after the last blob are only hashed.
-    drop(buf);
-    while read_to < size {
-        next_piece(&mut read_to)?;
-    }
-    Ok(hasher.finish())
 }
 
 /// Whether a pack's own header lists exactly what the index says; records the error if not.

@@ -5,6 +5,7 @@
 pub mod cache;
 mod index_sync;
 pub mod keys;
+pub(crate) mod pieces;
 pub mod session;
 pub mod writer;
 

@@ -1,5 +1,6 @@
 //! Shared helpers: a repository in a temp folder with a fast KDF, running the real binary.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,9 @@ use std::process::{Command, Output};
 
 use backup_to_s3::backend::local::LocalBackend;
 use backup_to_s3::format::keyfile::KdfParams;
+use backup_to_s3::format::tree::NodeKind;
+use backup_to_s3::id::BlobKind;
+use backup_to_s3::index::BlobLocation;
 use backup_to_s3::repo::{InitOptions, OpenOptions, Repository};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -174,4 +178,25 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
 /// Where `restore --target T` puts a backed-up absolute path.
 pub fn restored(target: &Path, original: &Path) -> PathBuf {
     target.join(original.strip_prefix("/").unwrap())
+}
+
+/// Where each file of the first snapshot stores its data chunks, by file name.
+pub fn chunk_locations(env: &Env) -> BTreeMap<String, Vec<BlobLocation>> {
+    let repo = env.open();
+    let (_, snap) = repo.list_snapshots().unwrap().remove(0);
+    let mut out = BTreeMap::new();
+    let mut stack = vec![snap.tree];
+    while let Some(tree) = stack.pop() {
+        for node in repo.load_tree(&tree).unwrap().nodes {
+            stack.extend(node.subtree);
+            if node.kind == NodeKind::File {
+                let locs = node
+                    .content
+                    .iter()
+                    .map(|id| repo.lookup_kind(BlobKind::Data, id).unwrap().unwrap());
+                out.insert(node.name_lossy().to_string(), locs.collect());
+            }
+        }
+    }
+    out
 }

@@ -1,12 +1,10 @@
 //! Damage is detected and named: a flipped byte in a pack, a deleted pack.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 
-use backup_to_s3::format::tree::NodeKind;
-use backup_to_s3::id::{BlobKind, Id};
-use backup_to_s3::index::BlobLocation;
+use backup_to_s3::id::Id;
 
 use crate::common::*;
 
@@ -80,27 +78,6 @@ fn missing_pack_is_found_without_reading_data() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing"), "{stderr}");
     assert!(stderr.contains("/f"), "{stderr}");
-}
-
-/// Where each file's data chunks are stored, by file name.
-fn chunk_locations(env: &Env) -> BTreeMap<String, Vec<BlobLocation>> {
-    let repo = env.open();
-    let (_, snap) = repo.list_snapshots().unwrap().remove(0);
-    let mut out = BTreeMap::new();
-    let mut stack = vec![snap.tree];
-    while let Some(tree) = stack.pop() {
-        for node in repo.load_tree(&tree).unwrap().nodes {
-            stack.extend(node.subtree);
-            if node.kind == NodeKind::File {
-                let locs = node
-                    .content
-                    .iter()
-                    .map(|id| repo.lookup_kind(BlobKind::Data, id).unwrap().unwrap());
-                out.insert(node.name_lossy().to_string(), locs.collect());
-            }
-        }
-    }
-    out
 }
 
 fn check_json(env: &Env, args: &[&str]) -> serde_json::Value {

@@ -4,9 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use backup_to_s3::backend::local::LocalBackend;
+use backup_to_s3::backend::{BResult, Backend, Kind, Temperature};
+use backup_to_s3::id::Id;
+use backup_to_s3::ops::prune::{self, PruneOptions};
+use backup_to_s3::repo::{OpenOptions, Repository};
 
 use crate::common::*;
 
@@ -221,6 +228,337 @@ fn partly_used_packs_are_repacked() {
     assert!(r["bytes_freed"].as_u64().unwrap() >= 300 << 10, "{r}");
     assert_restores(&env, &id, &src, &want);
     check_clean(&env);
+}
+
+/// A local repository whose ranged reads count as billed (as on S3), so prune's repack reads
+/// each pack with one request instead of in pieces.
+struct Billed(LocalBackend);
+
+impl Backend for Billed {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn create(&self) -> BResult<()> {
+        self.0.create()
+    }
+    fn put(&self, kind: Kind, name: &str, data: &[u8], temp: Temperature) -> BResult<()> {
+        self.0.put(kind, name, data, temp)
+    }
+    fn get(&self, kind: Kind, name: &str) -> BResult<Vec<u8>> {
+        self.0.get(kind, name)
+    }
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> BResult<Vec<u8>> {
+        self.0.get_range(kind, name, offset, len)
+    }
+    fn stat(&self, kind: Kind, name: &str) -> BResult<Option<u64>> {
+        self.0.stat(kind, name)
+    }
+    fn list(&self, kind: Kind) -> BResult<Vec<(String, u64)>> {
+        self.0.list(kind)
+    }
+    fn delete(&self, kind: Kind, name: &str) -> BResult<()> {
+        self.0.delete(kind, name)
+    }
+}
+
+/// `forget --keep-last 1` and a prune with `--now`: through the binary (a local repository:
+/// packs are read in pieces), or with `billed` through the library over `Billed` (one read
+/// per pack). Returns the prune report as JSON.
+fn forget_and_prune(env: &Env, billed: bool) -> serde_json::Value {
+    if !billed {
+        return last_json(&env.ok(&["forget", "--keep-last", "1", "--prune", "--now", "--json"]));
+    }
+    env.ok(&["forget", "--keep-last", "1", "-q"]);
+    let repo = Repository::open(
+        Arc::new(Billed(LocalBackend::new(env.repo_path()))),
+        PASSWORD.as_bytes(),
+        &OpenOptions {
+            cache_dir: Some(env.path("cache")),
+        },
+    )
+    .unwrap();
+    assert!(!repo.backend().cheap_ranges());
+    let opts = PruneOptions {
+        grace: Duration::ZERO,
+        ..Default::default()
+    };
+    serde_json::to_value(prune::prune(&repo, &opts).unwrap()).unwrap()
+}
+
+fn pack_path(env: &Env, pack: &Id) -> PathBuf {
+    env.repo_path().join(Kind::Pack.path(&pack.to_hex()))
+}
+
+#[test]
+fn repack_copies_no_damaged_blob_and_keeps_the_damaged_pack() {
+    for billed in [false, true] {
+        let env = Env::new();
+        init_small(&env);
+        let src = env.path("src");
+        fs::create_dir_all(&src).unwrap();
+        // As in partly_used_packs_are_repacked: one pack, half of it dead after the 2nd backup.
+        for i in 0..20u64 {
+            let data = pseudo_random(500 + i, 40 << 10);
+            fs::write(src.join(format!("f{i:02}")), data).unwrap();
+        }
+        env.backup(&[src.to_str().unwrap()]);
+        for i in (0..20u64).step_by(2) {
+            fs::remove_file(src.join(format!("f{i:02}"))).unwrap();
+        }
+        let last = env.backup(&[src.to_str().unwrap()]);
+        let id = last["snapshot_id"].as_str().unwrap().to_string();
+        let mut want = files(&src);
+        // One flipped byte in the middle of a live blob (f01 is kept).
+        let hit = chunk_locations(&env)["f01"][0];
+        let path = pack_path(&env, &hit.pack);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[(hit.offset + hit.length / 2) as usize] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+
+        let r = forget_and_prune(&env, billed);
+        let warned = r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(&hit.pack.to_hex()));
+        assert!(warned, "billed {billed}: {r}");
+        // The pack is neither condemned nor deleted: its intact blobs are still there...
+        assert!(path.exists(), "billed {billed}: damaged pack deleted: {r}");
+        assert!(
+            r["plans_waiting"].as_array().unwrap().is_empty(),
+            "billed {billed}: {r}"
+        );
+        // ... and the damaged blob was not copied: check finds it in that one pack only, and
+        // only f01 is affected.
+        let check = env.run(&["check", "--read-data", "--json"]);
+        let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        assert_eq!(
+            check["damaged_packs"],
+            serde_json::json!([hit.pack.to_hex()]),
+            "billed {billed}: {check:#}"
+        );
+        let affected: Vec<&str> = check["affected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["path"].as_str().unwrap().rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(affected, ["f01"], "billed {billed}: {check:#}");
+        // Everything else restores byte-exact.
+        let target = env.path("restore");
+        env.ok(&[
+            "restore",
+            &id,
+            "--target",
+            target.to_str().unwrap(),
+            "--exclude",
+            "f01",
+            "-q",
+        ]);
+        want.remove("f01");
+        assert!(
+            files(&restored(&target, &src)) == want,
+            "billed {billed}: intact files do not restore byte-exact"
+        );
+    }
+}
+
+#[test]
+fn a_pack_larger_than_a_read_piece_is_repacked_byte_exact() {
+    // Local repack reads packs in 4 MiB pieces: a 12 MiB pack has live blobs that straddle
+    // piece boundaries, and every one must be copied intact.
+    const PIECE: u32 = 4 << 20;
+    for billed in [false, true] {
+        let env = Env::new();
+        env.init_with(&["--pack-size-mib", "16"]);
+        let src = env.path("src");
+        fs::create_dir_all(&src).unwrap();
+        for i in 0..12u64 {
+            fs::write(
+                src.join(format!("f{i:02}")),
+                pseudo_random(700 + i, 1 << 20),
+            )
+            .unwrap();
+        }
+        env.backup(&[src.to_str().unwrap()]);
+        let locs = chunk_locations(&env);
+        let big = locs["f01"][0].pack;
+        assert!(fs::metadata(pack_path(&env, &big)).unwrap().len() > 8 << 20);
+        let straddles = |f: &String| {
+            locs[f]
+                .iter()
+                .any(|l| l.pack == big && l.offset / PIECE != (l.offset + l.length - 1) / PIECE)
+        };
+        // Delete every third file, except those holding a blob that straddles a piece: the
+        // repack must copy those. At most three piece boundaries lie inside the pack, so at
+        // least one of the four files goes (8% of the pack dead, over the 5% threshold).
+        let mut deleted = 0;
+        for i in (0..12u64).step_by(3) {
+            let f = format!("f{i:02}");
+            if !straddles(&f) {
+                fs::remove_file(src.join(&f)).unwrap();
+                deleted += 1;
+            }
+        }
+        assert!(deleted >= 1);
+        let last = env.backup(&[src.to_str().unwrap()]);
+        let id = last["snapshot_id"].as_str().unwrap().to_string();
+        let want = files(&src);
+        assert!(
+            want.keys().any(straddles),
+            "no live blob straddles a piece: {locs:?}"
+        );
+
+        let r = forget_and_prune(&env, billed);
+        assert_eq!(r["warnings"], serde_json::json!([]), "billed {billed}: {r}");
+        assert!(
+            r["packs_repacked"].as_u64().unwrap() >= 1,
+            "billed {billed}: {r}"
+        );
+        assert!(
+            !pack_path(&env, &big).exists(),
+            "billed {billed}: the big pack was not repacked: {r}"
+        );
+        assert_restores(&env, &id, &src, &want);
+        check_clean(&env);
+    }
+}
+
+#[test]
+fn a_chunk_and_a_tree_with_the_same_id_are_both_repacked() {
+    // An empty folder's tree is the two bytes 01 00; a file of those bytes is one chunk with
+    // the same id. Both must survive a repack of their (partly dead) packs, each as its kind.
+    let env = Env::new();
+    init_small(&env);
+    let src = env.path("src");
+    fs::create_dir_all(src.join("empty")).unwrap();
+    fs::write(src.join("same"), [1u8, 0]).unwrap();
+    for i in 0..8u64 {
+        let dir = src.join(format!("d{i}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("f"), pseudo_random(900 + i, 30 << 10)).unwrap();
+    }
+    env.backup(&[src.to_str().unwrap()]);
+    let repo = env.open();
+    let (_, snap) = repo.list_snapshots().unwrap().remove(0);
+    let mut tree = repo.load_tree(&snap.tree).unwrap();
+    for part in src.iter().skip(1) {
+        let next = tree
+            .nodes
+            .iter()
+            .find(|n| n.name_lossy() == part.to_string_lossy());
+        tree = repo.load_tree(&next.unwrap().subtree.unwrap()).unwrap();
+    }
+    let node = |name: &str| tree.nodes.iter().find(|n| n.name_lossy() == name).unwrap();
+    assert_eq!(
+        node("empty").subtree,
+        node("same").content.first().copied(),
+        "the premise: the chunk and the tree share an id"
+    );
+    drop(repo);
+    // The other folders and their data go: both packs become repack candidates.
+    for i in 0..8u64 {
+        fs::remove_dir_all(src.join(format!("d{i}"))).unwrap();
+    }
+    let last = env.backup(&[src.to_str().unwrap()]);
+    let id = last["snapshot_id"].as_str().unwrap().to_string();
+    let want = files(&src);
+    let r = forget_and_prune(&env, false);
+    assert!(r["packs_repacked"].as_u64().unwrap() >= 2, "{r}");
+    check_clean(&env);
+    assert_restores(&env, &id, &src, &want);
+    let target = env.path("restore-all");
+    env.ok(&["restore", &id, "--target", target.to_str().unwrap(), "-q"]);
+    assert!(restored(&target, &src).join("empty").is_dir());
+}
+
+#[test]
+fn prune_removes_only_stale_temporary_files() {
+    let env = Env::new();
+    init_small(&env);
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), pseudo_random(77, 100_000)).unwrap();
+    let id = env.backup(&[src.to_str().unwrap()])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = files(&src);
+    let repo = env.repo_path();
+    // Older than the default --stale-after of 2 h.
+    let old = SystemTime::now() - Duration::from_secs(3 * 3600);
+    let make = |path: PathBuf, len: usize, stale: bool| -> PathBuf {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, vec![7u8; len]).unwrap();
+        if stale {
+            let f = fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        path
+    };
+    // What killed writers leave: a streamed pack, a pack `put` into its fan-out folder, an
+    // index object's and the config's temporary files.
+    let stale = [
+        make(repo.join("data/.tmp-0123456789abcdef"), 5000, true),
+        make(repo.join("data/ab/.tmp-ab12-0011223344556677"), 300, true),
+        make(repo.join("index/.tmp-cd34-8899aabbccddeeff"), 200, true),
+        make(repo.join(".tmp-config-0123456789abcdef"), 100, true),
+    ];
+    let outside = env.path("outside");
+    let kept = [
+        // A running backup's file.
+        make(repo.join("data/.tmp-fedcba9876543210"), 1000, false),
+        // Old, but not a temporary file, or not in an object folder.
+        make(repo.join("data/.keep"), 10, true),
+        make(repo.join("data/not-a-fan/.tmp-0123456789abcdef"), 10, true),
+        make(repo.join("stray/.tmp-0123456789abcdef"), 10, true),
+        // Behind symlinks (an old file, a folder holding one): never followed.
+        make(outside.join(".tmp-target"), 10, true),
+        make(outside.join("fan/.tmp-0123456789abcdef"), 10, true),
+    ];
+    std::os::unix::fs::symlink(&kept[4], repo.join("data/.tmp-link")).unwrap();
+    // A fan-out name that no pack of this repository uses.
+    let fan = (0..=255u8)
+        .map(|b| repo.join("data").join(format!("{b:02x}")))
+        .find(|p| !p.exists())
+        .unwrap();
+    std::os::unix::fs::symlink(outside.join("fan"), &fan).unwrap();
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+
+    let dry = last_json(&env.ok(&["prune", "--dry-run", "--json"]));
+    assert_eq!(
+        (
+            dry["temp_files_removed"].as_u64(),
+            dry["temp_bytes_removed"].as_u64()
+        ),
+        (Some(4), Some(5600)),
+        "{dry}"
+    );
+    assert!(stale.iter().all(|p| p.exists()), "a dry run removed files");
+
+    let r = last_json(&env.ok(&["prune", "--json"]));
+    assert_eq!(
+        (
+            r["temp_files_removed"].as_u64(),
+            r["temp_bytes_removed"].as_u64()
+        ),
+        (Some(4), Some(5600)),
+        "{r}"
+    );
+    for p in &stale {
+        assert!(!exists(p), "{} was not removed", p.display());
+    }
+    for p in kept.iter().chain([&repo.join("data/.tmp-link"), &fan]) {
+        assert!(exists(p), "{} was removed", p.display());
+    }
+    // The human summary says so.
+    make(repo.join("snapshots/.tmp-0123456789abcdef"), 2048, true);
+    let out = env.ok(&["prune"]);
+    assert!(
+        out.contains("removed 1 stale temporary file(s) (2.00 KiB)"),
+        "{out}"
+    );
+    assert_restores(&env, &id, &src, &want);
 }
 
 fn kill_after(mut child: Child, ms: u64) {

@@ -2,6 +2,7 @@
 //! blocks backups. One run marks live blobs, rescues packs that racing snapshots still need,
 //! completes older plans whose grace period and sessions are over (phase two), then condemns
 //! unused packs in a new plan (phase one). Plans are the only state; every step is idempotent.
+//! A run also removes the temporary files killed writers left in a local repository.
 
 mod catalog;
 pub mod live;
@@ -31,7 +32,8 @@ pub struct PruneOptions {
     pub max_repack_size: Option<u64>,
     /// A plan is completed only once it is this old.
     pub grace: Duration,
-    /// A session whose heartbeat is older than this counts as ended.
+    /// A session whose heartbeat is older than this counts as ended; a temporary file this old
+    /// (local repositories) was left by a killed writer and is removed.
     pub stale_after: Duration,
     /// Snapshots to treat as gone (a `forget --dry-run` preview passes the ones it would remove).
     pub assume_forgotten: Vec<crate::id::Id>,
@@ -81,6 +83,10 @@ pub struct PruneReport {
     /// Plans not completed yet, with the reason.
     pub plans_waiting: Vec<String>,
     pub index_written: u64,
+    /// Temporary files of killed writers (local repositories) older than `stale_after`,
+    /// removed (on a dry run: that would be).
+    pub temp_files_removed: u64,
+    pub temp_bytes_removed: u64,
     pub warnings: Vec<String>,
     pub requests: RequestStats,
 }
@@ -160,6 +166,20 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         dry_run: opts.dry_run,
         ..Default::default()
     };
+    // First, so that a run stopped by damage further on still frees the space (a disk filled
+    // up by killed backups). A file younger than `stale_after` may be a running backup's.
+    match repo
+        .backend()
+        .remove_stale_temp(opts.stale_after, opts.dry_run)
+    {
+        Ok(t) => {
+            report.temp_files_removed = t.files;
+            report.temp_bytes_removed = t.bytes;
+        }
+        Err(e) => report
+            .warnings
+            .push(format!("stale temporary files not removed: {e}")),
+    }
     // Order matters (gc.md §4): plans and sessions first, then packs, index and snapshots.
     let plans = load_plans(repo)?;
     let sessions = list_sessions(repo)?;

@@ -11,7 +11,9 @@ use crate::codec::SealedBlob;
 use crate::error::Result;
 use crate::format::gc::Plan;
 use crate::format::index::IndexPack;
-use crate::id::Id;
+use crate::format::pack::PackEntry;
+use crate::id::{BlobKind, Id};
+use crate::repo::pieces::read_in_pieces;
 use crate::repo::session::unix_now;
 use crate::repo::writer::WriterOptions;
 use crate::repo::Repository;
@@ -111,10 +113,11 @@ pub(super) fn run(
         return Ok(None);
     }
     let repacked = repack(repo, marker, &candidates, report)?;
-    for c in candidates
-        .iter()
-        .filter(|c| repacked.contains(&c.pack.pack))
-    {
+    // A damaged pack stays: count what was actually repacked (a dry run counts the candidates).
+    candidates.retain(|c| repacked.contains(&c.pack.pack));
+    report.packs_repacked = candidates.len() as u64;
+    report.bytes_repacked = candidates.iter().map(|c| c.size).sum();
+    for c in &candidates {
         condemned.insert(c.pack.pack);
         affected.insert(c.object.clone());
     }
@@ -142,6 +145,11 @@ pub(super) fn run(
 
 /// Copy the live blobs of `candidates` into new packs (sealed bytes are moved as they are: a
 /// blob's seal binds its kind and id, not its pack). Returns the packs whose copy succeeded.
+///
+/// Every live blob is opened before it is copied, so a damaged blob is never copied. A pack
+/// with a live blob that does not open, or whose bytes do not match its name, is not returned
+/// and so stays indexed: the blobs already copied from it are then harmless duplicates, and
+/// nothing that was intact is lost.
 fn repack(
     repo: &Repository,
     marker: &Marker<'_>,
@@ -153,32 +161,64 @@ fn repack(
         return Ok(done);
     }
     let writer = repo.writer(WriterOptions::default());
-    let mut copied = HashSet::new();
+    // By kind as well as id: a data chunk and a tree may share an id, and each is stored (and
+    // must be copied) as its own kind.
+    let mut copied: HashSet<(BlobKind, Id)> = HashSet::new();
     for c in candidates {
         let name = c.pack.pack.to_hex();
-        let bytes = repo.backend().get(Kind::Pack, &name)?;
-        if Id::of_object(&bytes) != c.pack.pack {
-            report
-                .warnings
-                .push(format!("pack {name} is damaged; not repacked (run check)"));
-            continue;
-        }
+        let mut live = Vec::new();
         for e in &c.pack.entries {
-            if !marker.live.contains(&e.id)? || !copied.insert(e.id) {
-                continue;
+            if marker.live.contains(&e.id)? {
+                live.push(*e);
             }
-            let start = e.offset as usize;
-            let Some(sealed) = bytes.get(start..start.saturating_add(e.length as usize)) else {
-                continue;
-            };
-            writer.add_sealed(SealedBlob {
-                kind: e.kind,
-                id: e.id,
-                sealed: sealed.to_vec(),
-                raw_length: e.raw_length,
-            })?;
         }
-        done.insert(c.pack.pack);
+        let mut damaged = 0u64;
+        let mut copy = |e: &PackEntry, sealed: Option<&[u8]>| -> Result<()> {
+            if copied.contains(&(e.kind, e.id)) {
+                return Ok(());
+            }
+            // The seal binds kind and id: a blob that opens is the blob the index names.
+            match sealed.filter(|s| repo.codec().open(e.kind, &e.id, s).is_ok()) {
+                Some(s) => {
+                    writer.add_sealed(SealedBlob {
+                        kind: e.kind,
+                        id: e.id,
+                        sealed: s.to_vec(),
+                        raw_length: e.raw_length,
+                    })?;
+                    copied.insert((e.kind, e.id));
+                }
+                None => damaged += 1,
+            }
+            Ok(())
+        };
+        let hash = if repo.backend().cheap_ranges() {
+            // A local disk: a piece and a blob in memory at a time, not the pack.
+            read_in_pieces(repo, &name, c.size, &live, &mut copy)?
+        } else {
+            // One request per pack (every request is billed). The name is checked first, so
+            // a damaged pack is not copied from at all.
+            let bytes = repo.backend().get(Kind::Pack, &name)?;
+            let hash = Id::of_object(&bytes);
+            if hash == c.pack.pack {
+                for e in &live {
+                    let at = e.offset as usize;
+                    copy(e, bytes.get(at..at.saturating_add(e.length as usize)))?;
+                }
+            }
+            hash
+        };
+        if damaged > 0 {
+            report.warnings.push(format!(
+                "pack {name}: {damaged} live blob(s) damaged; not copied, pack kept (run check)"
+            ));
+        } else if hash != c.pack.pack {
+            report.warnings.push(format!(
+                "pack {name} does not match its name (damaged); not condemned (run check)"
+            ));
+        } else {
+            done.insert(c.pack.pack);
+        }
     }
     let stats = writer.finish()?;
     report.bytes_repack_written += stats.bytes;
