@@ -3,6 +3,7 @@
 //! on a non-atomic store would), adds latency, and "crashes" (every operation after the Nth fails,
 //! as if the process had died). The plan can be replaced at any time; counters restart with it.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use super::{BResult, Backend, BackendError, Kind, StaleTemp, Temperature};
 
 /// A backend operation, as counted by a fault plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     Create,
     Put,
@@ -30,6 +31,10 @@ pub enum Trigger {
     Every,
     /// Every Nth matching operation (N, 2N, …).
     EveryNth(u64),
+    /// Like `EveryNth`, but a request that has just failed goes through when repeated, so one
+    /// retry always heals it. With `EveryNth` alone, concurrent callers in lockstep can make the
+    /// same request land on every Nth count again and again.
+    EveryNthOnce(u64),
     /// Every matching operation after the first N.
     After(u64),
 }
@@ -116,7 +121,12 @@ struct State {
     seen: Vec<u64>,
     /// Operations seen since the plan was set.
     ops: u64,
+    /// Requests failed by an `EveryNthOnce` rule and not repeated since.
+    failed_once: HashSet<Request>,
 }
+
+/// One request as a fault plan tells repeats apart: operation, kind, name and offset.
+type Request = (Op, Kind, String, u64);
 
 /// Wraps a backend and injects the faults of a `FaultPlan`.
 pub struct Faulty<B> {
@@ -135,7 +145,12 @@ impl<B: Backend> Faulty<B> {
         let seen = vec![0; plan.rules.len()];
         Faulty {
             inner,
-            state: Mutex::new(State { plan, seen, ops: 0 }),
+            state: Mutex::new(State {
+                plan,
+                seen,
+                ops: 0,
+                failed_once: HashSet::new(),
+            }),
             injected: AtomicU64::new(0),
         }
     }
@@ -146,6 +161,7 @@ impl<B: Backend> Faulty<B> {
         s.seen = vec![0; plan.rules.len()];
         s.plan = plan;
         s.ops = 0;
+        s.failed_once.clear();
     }
 
     /// Remove every fault.
@@ -172,7 +188,7 @@ impl<B: Backend> Faulty<B> {
     }
 
     /// Count the operation and decide whether it fails.
-    fn decide(&self, op: Op, kind: Kind) -> Option<Fault> {
+    fn decide(&self, op: Op, kind: Kind, name: &str, offset: u64) -> Option<Fault> {
         let (latency, fault) = {
             let mut s = self.lock();
             s.ops += 1;
@@ -181,7 +197,14 @@ impl<B: Backend> Faulty<B> {
                 Some(n) if ops > n => Some(Fault::Error { transient: false }),
                 _ => None,
             };
-            let State { plan, seen, .. } = &mut *s;
+            let State {
+                plan,
+                seen,
+                failed_once,
+                ..
+            } = &mut *s;
+            let request = (op, kind, name.to_owned(), offset);
+            let repeated = failed_once.remove(&request);
             for (rule, count) in plan.rules.iter().zip(seen.iter_mut()) {
                 if rule.op.is_some_and(|o| o != op) || rule.kind.is_some_and(|k| k != kind) {
                     continue;
@@ -191,6 +214,13 @@ impl<B: Backend> Faulty<B> {
                     Trigger::Nth(n) => *count == n,
                     Trigger::Every => true,
                     Trigger::EveryNth(n) => n > 0 && *count % n == 0,
+                    Trigger::EveryNthOnce(n) => {
+                        let fires = !repeated && n > 0 && *count % n == 0;
+                        if fires {
+                            failed_once.insert(request.clone());
+                        }
+                        fires
+                    }
                     Trigger::After(n) => *count > n,
                 };
                 if fires && fault.is_none() {
@@ -209,7 +239,11 @@ impl<B: Backend> Faulty<B> {
     }
 
     fn check(&self, op: Op, kind: Kind, name: &str) -> BResult<()> {
-        match self.decide(op, kind) {
+        self.check_at(op, kind, name, 0)
+    }
+
+    fn check_at(&self, op: Op, kind: Kind, name: &str, offset: u64) -> BResult<()> {
+        match self.decide(op, kind, name, offset) {
             None => Ok(()),
             Some(f) => Err(injected(kind, name, f)),
         }
@@ -246,7 +280,7 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.create()
     }
     fn put(&self, kind: Kind, name: &str, data: &[u8], temp: Temperature) -> BResult<()> {
-        match self.decide(Op::Put, kind) {
+        match self.decide(Op::Put, kind, name, 0) {
             None => self.inner.put(kind, name, data, temp),
             Some(Fault::ShortWrite) => {
                 // The torn object is stored under its real name, as a crash mid-write leaves it.
@@ -261,7 +295,7 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.get(kind, name)
     }
     fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> BResult<Vec<u8>> {
-        self.check(Op::Get, kind, name)?;
+        self.check_at(Op::Get, kind, name, offset)?;
         self.inner.get_range(kind, name, offset, len)
     }
     fn stat(&self, kind: Kind, name: &str) -> BResult<Option<u64>> {
@@ -304,6 +338,29 @@ mod tests {
         assert!(b.list(Kind::Pack).is_err());
         b.heal();
         assert_eq!(b.list(Kind::Pack).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn every_nth_once_lets_the_repeat_of_a_failed_request_through() {
+        let plan = FaultPlan::new().rule(
+            Some(Op::Get),
+            None,
+            Trigger::EveryNthOnce(1),
+            Fault::Error { transient: true },
+        );
+        let b = Faulty::with_plan(MemBackend::new(), plan);
+        b.inner()
+            .put(Kind::Pack, "a1", b"xy", Temperature::Hot)
+            .unwrap();
+        // Every count fires, yet each request fails only until it is repeated.
+        assert!(b.get(Kind::Pack, "a1").is_err());
+        assert!(b.get(Kind::Pack, "a1").is_ok());
+        assert!(b.get(Kind::Pack, "a1").is_err());
+        // Another offset is another request; each heals on its own repeat.
+        assert!(b.get_range(Kind::Pack, "a1", 1, 1).is_err());
+        assert_eq!(b.get_range(Kind::Pack, "a1", 1, 1).unwrap(), b"y");
+        assert_eq!(b.get(Kind::Pack, "a1").unwrap(), b"xy");
+        assert_eq!(b.injected(), 3);
     }
 
     #[test]

@@ -166,7 +166,7 @@ fn transient_faults_and_latency_are_ridden_out_by_retry() {
         .rule(
             None,
             None,
-            Trigger::EveryNth(3),
+            Trigger::EveryNthOnce(3),
             Fault::Error { transient: true },
         )
         .latency(Duration::from_millis(1));
