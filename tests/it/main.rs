@@ -10,6 +10,7 @@ mod fixture;
 mod hostile;
 mod prune;
 mod restore_batches;
+mod restore_one_chunk;
 mod retention;
 
 // Snapshot filesystem view and mount (issue 5).

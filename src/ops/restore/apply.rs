@@ -1,10 +1,11 @@
 //! Creating restored entries on disk and applying their metadata, never following a symlink.
 
 use std::ffi::CString;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -56,17 +57,26 @@ pub(crate) fn create_entries(
                 }
                 summary.dirs_restored += 1;
             }
+            // Created, written and finished by the fetch in one go.
+            _ if written_once(e) => summary.files_restored += 1,
             NodeKind::File if e.link_to.is_none() => files.push((p, *len)),
             _ => {}
         }
     }
-    par_each(&files, threads, |(p, len)| create_file(p, *len))?;
+    par_each(&files, threads, |(p, len)| create_file(p, *len).map(drop))?;
     summary.files_restored += files.len() as u64;
     Ok(())
 }
 
+/// A file of exactly one chunk: the fetch creates it when that chunk arrives, writes it and
+/// sets its metadata on the open file, all on one thread. That is 6 system calls instead of 9,
+/// and only the create resolves a path, which is what restoring many small files costs.
+pub(crate) fn written_once(e: &Planned) -> bool {
+    e.node.kind == NodeKind::File && e.link_to.is_none() && e.node.content.len() == 1
+}
+
 /// An empty file of `len` bytes where `p` was (a folder in the way is an error).
-fn create_file(p: &Path, len: u64) -> Result<()> {
+pub(crate) fn create_file(p: &Path, len: u64) -> Result<std::fs::File> {
     let create = || {
         OpenOptions::new()
             .write(true)
@@ -88,7 +98,7 @@ fn create_file(p: &Path, len: u64) -> Result<()> {
     if len > 0 {
         f.set_len(len).map_err(|err| Error::io(p, err))?;
     }
-    Ok(())
+    Ok(f)
 }
 
 /// Run `f` on every item, on up to `threads` threads taking contiguous runs (neighbours in tree
@@ -155,7 +165,7 @@ pub(crate) fn finish_entries(
     }
     let items: Vec<&Planned> = entries
         .iter()
-        .filter(|e| e.node.kind != NodeKind::Dir && e.link_to.is_none())
+        .filter(|e| e.node.kind != NodeKind::Dir && e.link_to.is_none() && !written_once(e))
         .collect();
     let warnings = Mutex::new(Vec::new());
     par_each(&items, threads, |e| {
@@ -213,11 +223,7 @@ fn apply_metadata(p: &Path, node: &Node, chown: bool) -> Result<()> {
     let c = cpath(p)?;
     for x in &node.xattrs {
         let name = std::ffi::OsStr::from_bytes(&x.name);
-        if let Err(err) = xattr::set(p, name, &x.value) {
-            if err.kind() != ErrorKind::Unsupported {
-                tracing::debug!("{}: xattr {:?}: {err}", p.display(), name);
-            }
-        }
+        xattr_result(p, name, xattr::set(p, name, &x.value));
     }
     if chown {
         // SAFETY: valid path; lchown never follows a symlink.
@@ -231,16 +237,7 @@ fn apply_metadata(p: &Path, node: &Node, chown: bool) -> Result<()> {
             return Err(Error::io(p, std::io::Error::last_os_error()));
         }
     }
-    let times = [
-        libc::timespec {
-            tv_sec: node.atime.secs as libc::time_t,
-            tv_nsec: node.atime.nanos as libc::c_long,
-        },
-        libc::timespec {
-            tv_sec: node.mtime.secs as libc::time_t,
-            tv_nsec: node.mtime.nanos as libc::c_long,
-        },
-    ];
+    let times = times(node);
     // SAFETY: valid path and a two-element timespec array.
     if unsafe {
         libc::utimensat(
@@ -254,4 +251,51 @@ fn apply_metadata(p: &Path, node: &Node, chown: bool) -> Result<()> {
         return Err(Error::io(p, std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// `apply_metadata` for a regular file that is open (`p` only names it in errors): the same
+/// steps in the same order (ownership before mode, since chown clears set-id bits), on the
+/// descriptor instead of the path.
+pub(crate) fn apply_metadata_to(file: &File, p: &Path, node: &Node, chown: bool) -> Result<()> {
+    use xattr::FileExt;
+    let fd = file.as_raw_fd();
+    for x in &node.xattrs {
+        let name = std::ffi::OsStr::from_bytes(&x.name);
+        xattr_result(p, name, file.set_xattr(name, &x.value));
+    }
+    // SAFETY (all three): `fd` is an open descriptor owned by `file`.
+    if chown && unsafe { libc::fchown(fd, node.uid, node.gid) } != 0 {
+        return Err(Error::io(p, std::io::Error::last_os_error()));
+    }
+    if unsafe { libc::fchmod(fd, node.mode & 0o7777) } != 0 {
+        return Err(Error::io(p, std::io::Error::last_os_error()));
+    }
+    let times = times(node);
+    if unsafe { libc::futimens(fd, times.as_ptr()) } != 0 {
+        return Err(Error::io(p, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// An extended attribute that cannot be set is not worth failing the file for.
+fn xattr_result(p: &Path, name: &std::ffi::OsStr, r: std::io::Result<()>) {
+    if let Err(err) = r {
+        if err.kind() != ErrorKind::Unsupported {
+            tracing::debug!("{}: xattr {:?}: {err}", p.display(), name);
+        }
+    }
+}
+
+/// Access and modification times as utimensat and futimens take them.
+fn times(node: &Node) -> [libc::timespec; 2] {
+    [
+        libc::timespec {
+            tv_sec: node.atime.secs as libc::time_t,
+            tv_nsec: node.atime.nanos as libc::c_long,
+        },
+        libc::timespec {
+            tv_sec: node.mtime.secs as libc::time_t,
+            tv_nsec: node.mtime.nanos as libc::c_long,
+        },
+    ]
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::apply::{apply_metadata_to, create_file, written_once};
 use super::{Locations, Placements, Planned};
 use crate::backend::Kind;
 use crate::error::{Error, Result};
@@ -44,21 +45,30 @@ const FD_CACHE: usize = 128;
 pub(crate) struct Fetched {
     pub chunks: u64,
     pub bytes: u64,
+    /// Metadata that could not be set on files written in one go.
+    pub warnings: Vec<String>,
+}
+
+/// What the fetch needs to know about the batch it writes.
+pub(crate) struct Batch<'a> {
+    pub target: &'a Path,
+    pub entries: &'a [Planned],
+    pub placements: &'a Placements,
+    pub locations: &'a Locations,
+    /// Whether ownership is restored (on files written in one go).
+    pub chown: bool,
 }
 
 type PackWork = (Id, Vec<(BlobLocation, Id)>);
 
 pub(crate) fn fetch_all(
     repo: &Repository,
-    target: &Path,
-    entries: &[Planned],
-    placements: &Placements,
-    locations: &Locations,
+    batch: &Batch,
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Fetched> {
     let mut by_pack: BTreeMap<Id, Vec<(BlobLocation, Id)>> = BTreeMap::new();
-    for (id, loc) in locations {
+    for (id, loc) in batch.locations {
         by_pack.entry(loc.pack).or_default().push((*loc, *id));
     }
     let work: Vec<PackWork> = by_pack
@@ -85,13 +95,12 @@ pub(crate) fn fetch_all(
                     let Some((pack, blobs)) = work.get(i) else {
                         break;
                     };
-                    match fetch_pack(
-                        repo, target, entries, placements, pack, blobs, merge, &mut files, progress,
-                    ) {
+                    match fetch_pack(repo, batch, pack, blobs, merge, &mut files, progress) {
                         Ok(f) => {
                             let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
                             t.chunks += f.chunks;
                             t.bytes += f.bytes;
+                            t.warnings.extend(f.warnings);
                         }
                         Err(e) => errors
                             .lock()
@@ -136,12 +145,9 @@ fn ranges(blobs: &[(BlobLocation, Id)], merge: Merge) -> Vec<&[(BlobLocation, Id
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fetch_pack(
     repo: &Repository,
-    target: &Path,
-    entries: &[Planned],
-    placements: &Placements,
+    batch: &Batch,
     pack: &Id,
     blobs: &[(BlobLocation, Id)],
     merge: Merge,
@@ -165,11 +171,12 @@ fn fetch_pack(
                 .get(from..from + loc.length as usize)
                 .ok_or_else(|| Error::damaged("pack", &name, "short read"))?;
             let plain = repo.codec().open(BlobKind::Data, id, sealed).map_err(|e| {
-                let who: Vec<String> = placements
+                let who: Vec<String> = batch
+                    .placements
                     .get(id)
                     .into_iter()
                     .flatten()
-                    .map(|(i, _)| entries[*i].path.display().to_string())
+                    .map(|(i, _)| batch.entries[*i].path.display().to_string())
                     .collect();
                 Error::damaged(
                     "pack",
@@ -188,10 +195,19 @@ fn fetch_pack(
                     ),
                 ));
             }
-            for (i, offset) in placements.get(id).into_iter().flatten() {
-                let path = rel(target, &entries[*i].path);
-                write_sparse(files.get(&path)?, &plain, *offset)
-                    .map_err(|e| Error::io(&path, e))?;
+            for (i, offset) in batch.placements.get(id).into_iter().flatten() {
+                let entry = &batch.entries[*i];
+                let path = rel(batch.target, &entry.path);
+                if written_once(entry) {
+                    let file = create_file(&path, 0)?;
+                    write_whole(&file, &plain).map_err(|e| Error::io(&path, e))?;
+                    if let Err(e) = apply_metadata_to(&file, &path, &entry.node, batch.chown) {
+                        done.warnings.push(e.to_string());
+                    }
+                } else {
+                    write_sparse(files.get(&path)?, &plain, *offset)
+                        .map_err(|e| Error::io(&path, e))?;
+                }
                 done.bytes += plain.len() as u64;
                 progress.add_bytes(plain.len() as u64);
             }
@@ -199,6 +215,16 @@ fn fetch_pack(
         }
     }
     Ok(done)
+}
+
+/// Write all of a new, empty file's content. All-zero blocks stay holes; when the last block is
+/// one, the file is extended to its length.
+fn write_whole(file: &File, data: &[u8]) -> std::io::Result<()> {
+    write_sparse(file, data, 0)?;
+    if data.last() == Some(&0) {
+        file.set_len(data.len() as u64)?;
+    }
+    Ok(())
 }
 
 /// Write `data` at `offset`, skipping all-zero blocks (the file was pre-sized, so they stay

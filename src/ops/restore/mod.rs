@@ -176,17 +176,17 @@ impl Sink<'_> {
         let threads = self.opts.connections.max(1);
         apply::create_entries(self.target, &batch, &lengths, threads, &mut self.summary)?;
         self.packs.extend(locations.values().map(|l| l.pack));
-        let fetched = fetch::fetch_all(
-            self.repo,
-            self.target,
-            &batch,
-            &placements,
-            &locations,
-            threads,
-            self.progress,
-        )?;
+        let fetch_batch = fetch::Batch {
+            target: self.target,
+            entries: &batch,
+            placements: &placements,
+            locations: &locations,
+            chown: self.chown,
+        };
+        let fetched = fetch::fetch_all(self.repo, &fetch_batch, threads, self.progress)?;
         self.summary.chunks_fetched += fetched.chunks;
         self.summary.bytes_restored += fetched.bytes;
+        self.summary.warnings.extend(fetched.warnings);
         apply::finish_entries(self.target, &batch, self.chown, threads, &mut self.summary)?;
         self.dirs.extend(
             batch
