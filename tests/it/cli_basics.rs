@@ -5,20 +5,9 @@ use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::common::*;
-
-fn set_mtime(p: &Path, secs: u64, nanos: u32) {
-    let t = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
-    File::options()
-        .write(p.is_file())
-        .read(!p.is_file())
-        .open(p)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
 
 /// A tree with every kind of entry and metadata the format records.
 pub(crate) fn make_tree(root: &Path) {

@@ -175,6 +175,18 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     }
 }
 
+/// Set the mtime of a file or folder.
+pub fn set_mtime(p: &Path, secs: u64, nanos: u32) {
+    let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    fs::File::options()
+        .write(p.is_file())
+        .read(!p.is_file())
+        .open(p)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
 /// Where `restore --target T` puts a backed-up absolute path.
 pub fn restored(target: &Path, original: &Path) -> PathBuf {
     target.join(original.strip_prefix("/").unwrap())

@@ -28,24 +28,8 @@ fn make_tree(src: &Path) {
     std::os::unix::fs::symlink("a/f1", src.join("sym")).unwrap();
     fs::hard_link(src.join("a/f0"), src.join("c/zz-link")).unwrap();
     for dir in ["a", "b", "c", "deep", "deep/x/y", "b-empty", ""] {
-        let t = filetime_secs(1_600_000_000);
-        set_mtime(&src.join(dir), t);
+        set_mtime(&src.join(dir), 1_600_000_000, 123_456_789);
     }
-}
-
-fn filetime_secs(s: i64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: s as libc::time_t,
-        tv_nsec: 123_456_789,
-    }
-}
-
-fn set_mtime(p: &Path, t: libc::timespec) {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let times = [t, t];
-    // SAFETY: a valid path and a two-element timespec array.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
-    assert_eq!(rc, 0);
 }
 
 fn backup(env: &Env, src: &Path) -> Id {

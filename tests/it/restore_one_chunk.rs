@@ -5,20 +5,8 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 
 use crate::common::*;
-
-fn set_mtime(p: &Path, secs: i64) {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let t = libc::timespec {
-        tv_sec: secs as libc::time_t,
-        tv_nsec: 987_654_321,
-    };
-    // SAFETY: a valid path and a two-element timespec array.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
-    assert_eq!(rc, 0);
-}
 
 #[test]
 fn one_chunk_files_restore_exactly_and_replace_what_is_in_the_way() {
@@ -38,8 +26,9 @@ fn one_chunk_files_restore_exactly_and_replace_what_is_in_the_way() {
     for (i, (name, data, mode)) in files.iter().enumerate() {
         let p = src.join(name);
         fs::write(&p, data).unwrap();
+        // Before the mode: setting it needs the file open, which a read-only mode would deny.
+        set_mtime(&p, 1_500_000_000 + i as u64, 987_654_321);
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
-        set_mtime(&p, 1_500_000_000 + i as i64);
     }
     xattr::set(src.join("read-only"), "user.note", b"kept").unwrap();
     env.backup(&[src.to_str().unwrap()]);
