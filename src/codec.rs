@@ -13,6 +13,8 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     // A zstd context is ~100 KiB to set up; reading packs opens thousands of blobs per thread.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// A copy of a sealed blob to authenticate in place (`Codec::authenticates`).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Compress `plain` to the end of `out`, straight into its spare capacity; returns the
@@ -108,20 +110,69 @@ impl Codec {
 
     /// Open a sealed blob, decompress it within the size limit of its kind and verify its id.
     pub fn open(&self, kind: BlobKind, id: &Id, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-        let payload = crypto::open(self.keys.seal_key(kind), &blob_aad(kind, id), sealed)
-            .map_err(|_| Error::damaged("blob", id.to_hex(), "authentication failed"))?;
+        let mut buf = sealed.to_vec();
+        let mut scratch = Vec::new();
+        Ok(match self.open_parts(kind, id, &mut buf, &mut scratch)? {
+            Opened::Stored(range) => {
+                // Drop the header in place rather than copying the body.
+                buf.truncate(range.end);
+                buf.drain(..range.start);
+                buf
+            }
+            Opened::Decompressed => scratch,
+        })
+    }
+
+    /// `open` without copies: decrypts `sealed` where it lies and decompresses into `scratch`
+    /// (reused between calls); returns the verified plaintext, in one or the other.
+    pub fn open_in_place<'a>(
+        &self,
+        kind: BlobKind,
+        id: &Id,
+        sealed: &'a mut [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], Error> {
+        Ok(match self.open_parts(kind, id, sealed, scratch)? {
+            Opened::Stored(range) => &sealed[range],
+            Opened::Decompressed => &scratch[..],
+        })
+    }
+
+    /// Whether a sealed blob is intact: it authenticates under its kind and id (the seal binds
+    /// both, so it is the blob the index names). Cheaper than `open`: nothing is
+    /// decompressed or hashed. For copying blobs that are kept as they are (prune's repack).
+    pub fn authenticates(&self, kind: BlobKind, id: &Id, sealed: &[u8]) -> bool {
+        SCRATCH.with(|cell| {
+            let copy = &mut *cell.borrow_mut();
+            copy.clear();
+            copy.extend_from_slice(sealed);
+            crypto::aead::open_in_place(self.keys.seal_key(kind), &blob_aad(kind, id), copy).is_ok()
+        })
+    }
+
+    fn open_parts(
+        &self,
+        kind: BlobKind,
+        id: &Id,
+        sealed: &mut [u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Opened, Error> {
+        let payload =
+            crypto::aead::open_in_place(self.keys.seal_key(kind), &blob_aad(kind, id), sealed)
+                .map_err(|_| Error::damaged("blob", id.to_hex(), "authentication failed"))?;
         let limit = match kind {
             BlobKind::Data => MAX_DATA_BLOB,
             BlobKind::Tree => MAX_TREE_BLOB,
         };
-        let plain = match payload.first() {
+        let (opened, plain) = match payload.first() {
             Some(&COMPRESSION_NONE) => {
-                // Drop the header byte in place rather than copying the body.
-                let mut body = payload;
-                body.remove(0);
-                body
+                let range = crypto::NONCE_LEN + 1..crypto::NONCE_LEN + payload.len();
+                (Opened::Stored(range), &payload[1..])
             }
-            Some(&COMPRESSION_ZSTD) => decompress(&payload[1..], limit)?,
+            Some(&COMPRESSION_ZSTD) => {
+                decompress_into(&payload[1..], limit, scratch)?;
+                (Opened::Decompressed, &scratch[..])
+            }
             _ => return Err(FormatError::malformed("blob", "unknown compression").into()),
         };
         if plain.len() > limit {
@@ -132,19 +183,28 @@ impl Codec {
             }
             .into());
         }
-        if self.keys.blob_id(&plain) != *id {
+        if self.keys.blob_id(plain) != *id {
             return Err(Error::damaged(
                 "blob",
                 id.to_hex(),
                 "content does not match its id",
             ));
         }
-        Ok(plain)
+        Ok(opened)
     }
 }
 
-/// Decompress a zstd frame whose declared size is within `limit`; never allocates more.
-fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
+/// Where `Codec::open_parts` left a blob's plaintext.
+enum Opened {
+    /// Stored uncompressed: this range of the sealed buffer.
+    Stored(std::ops::Range<usize>),
+    /// In the scratch buffer.
+    Decompressed,
+}
+
+/// Decompress a zstd frame whose declared size is within `limit` into `out` (replacing its
+/// contents); never allocates more than that, and fails unless the frame holds exactly it.
+fn decompress_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Error> {
     let declared = zstd::zstd_safe::get_frame_content_size(body)
         .ok()
         .flatten()
@@ -157,15 +217,23 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
         }
         .into());
     }
-    DECOMPRESSOR
+    out.clear();
+    out.reserve(declared as usize);
+    let n = DECOMPRESSOR
         .with(|cell| {
             let mut slot = cell.borrow_mut();
             let d = match &mut *slot {
                 Some(d) => d,
                 empty => empty.insert(zstd::bulk::Decompressor::new()?),
             };
-            // Allocates `declared` bytes, and fails if the frames hold more.
-            d.decompress(body, declared as usize)
+            // Writes at most `out`'s capacity, which may exceed `declared` when it is reused.
+            d.decompress_to_buffer(body, out)
         })
-        .map_err(|e| FormatError::malformed("blob", format!("zstd: {e}")).into())
+        .map_err(|e| FormatError::malformed("blob", format!("zstd: {e}")))?;
+    if n as u64 != declared {
+        return Err(
+            FormatError::malformed("blob", "zstd frame size differs from its header").into(),
+        );
+    }
+    Ok(())
 }

@@ -33,7 +33,13 @@ fuzz_target!(|data: &[u8]| {
         &blob_aad(kind, &id),
         rest,
     );
-    let _ = codec.open(kind, &id, &sealed);
+    let opened = codec.open(kind, &id, &sealed);
+    // In place, with a reused scratch buffer, the verdict and plaintext are the same.
+    let mut in_place = sealed.clone();
+    let mut scratch = vec![0u8; 4096];
+    let opened_in_place = codec.open_in_place(kind, &id, &mut in_place, &mut scratch);
+    assert_eq!(opened.ok().as_deref(), opened_in_place.ok());
+    assert!(codec.authenticates(kind, &id, &sealed));
 
     // Arbitrary plaintext: seal → open is the identity, and the other kind cannot open it.
     let true_id = codec.id(rest);

@@ -425,12 +425,23 @@ proptest! {
         prop_assert_eq!(blob.raw_length as usize, plain.len());
         prop_assert!(blob.sealed.len() <= plain.len() + 41, "never stored larger than plaintext + overhead");
         prop_assert_eq!(codec.open(kind, &id, &blob.sealed).expect("opens"), plain.clone());
+        // In place, with a scratch buffer left over from a larger blob (restore reuses one per
+        // thread): the same plaintext, never the leftovers.
+        let mut in_place = blob.sealed.clone();
+        let mut scratch = vec![0xa5u8; 300_000];
+        let opened = codec.open_in_place(kind, &id, &mut in_place, &mut scratch).expect("opens in place");
+        prop_assert_eq!(opened, &plain[..]);
+        prop_assert!(codec.authenticates(kind, &id, &blob.sealed));
         let mut bad = blob.sealed.clone();
         let i = flip.index(bad.len());
         bad[i] ^= 0x80;
         prop_assert!(codec.open(kind, &id, &bad).is_err());
+        prop_assert!(codec.open_in_place(kind, &id, &mut bad.clone(), &mut scratch).is_err());
+        prop_assert!(!codec.authenticates(kind, &id, &bad), "a flipped byte never authenticates");
         let other = if kind == BlobKind::Data { BlobKind::Tree } else { BlobKind::Data };
         prop_assert!(codec.open(other, &id, &blob.sealed).is_err());
+        prop_assert!(!codec.authenticates(other, &id, &blob.sealed));
+        prop_assert!(!codec.authenticates(kind, &Id([7; 32]), &blob.sealed));
     }
 }
 

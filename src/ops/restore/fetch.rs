@@ -89,13 +89,13 @@ pub(crate) fn fetch_all(
     std::thread::scope(|s| {
         for _ in 0..threads.min(work.len()).max(1) {
             s.spawn(|| {
-                let mut files = FileCache::default();
+                let mut own = ThreadState::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((pack, blobs)) = work.get(i) else {
                         break;
                     };
-                    match fetch_pack(repo, batch, pack, blobs, merge, &mut files, progress) {
+                    match fetch_pack(repo, batch, pack, blobs, merge, &mut own, progress) {
                         Ok(f) => {
                             let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
                             t.chunks += f.chunks;
@@ -151,7 +151,7 @@ fn fetch_pack(
     pack: &Id,
     blobs: &[(BlobLocation, Id)],
     merge: Merge,
-    files: &mut FileCache,
+    own: &mut ThreadState,
     progress: &dyn Progress,
 ) -> Result<Fetched> {
     let mut done = Fetched::default();
@@ -162,15 +162,19 @@ fn fetch_pack(
         };
         let start = u64::from(first.offset);
         let end = u64::from(last.offset) + u64::from(last.length);
-        let bytes = repo
+        let mut bytes = repo
             .backend()
             .get_range(Kind::Pack, &name, start, end - start)?;
         for (loc, id) in group {
             let from = (u64::from(loc.offset) - start) as usize;
+            // Opened where it lies in the read: no copy of the blob, no buffer per chunk.
             let sealed = bytes
-                .get(from..from + loc.length as usize)
+                .get_mut(from..from + loc.length as usize)
                 .ok_or_else(|| Error::damaged("pack", &name, "short read"))?;
-            let plain = repo.codec().open(BlobKind::Data, id, sealed).map_err(|e| {
+            let opened = repo
+                .codec()
+                .open_in_place(BlobKind::Data, id, sealed, &mut own.scratch);
+            let plain = opened.map_err(|e| {
                 let who: Vec<String> = batch
                     .placements
                     .get(id)
@@ -200,12 +204,12 @@ fn fetch_pack(
                 let path = rel(batch.target, &entry.path);
                 if written_once(entry) {
                     let file = create_file(&path, 0)?;
-                    write_whole(&file, &plain).map_err(|e| Error::io(&path, e))?;
+                    write_whole(&file, plain).map_err(|e| Error::io(&path, e))?;
                     if let Err(e) = apply_metadata_to(&file, &path, &entry.node, batch.chown) {
                         done.warnings.push(e.to_string());
                     }
                 } else {
-                    write_sparse(files.get(&path)?, &plain, *offset)
+                    write_sparse(own.files.get(&path)?, plain, *offset)
                         .map_err(|e| Error::io(&path, e))?;
                 }
                 done.bytes += plain.len() as u64;
@@ -257,6 +261,14 @@ fn write_sparse(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
 
 pub(crate) fn rel(target: &Path, snapshot_path: &Path) -> std::path::PathBuf {
     target.join(snapshot_path.strip_prefix("/").unwrap_or(snapshot_path))
+}
+
+/// What each fetch thread keeps for the whole restore.
+#[derive(Default)]
+struct ThreadState {
+    files: FileCache,
+    /// Decompressed chunks (`Codec::open_in_place`).
+    scratch: Vec<u8>,
 }
 
 #[derive(Default)]
