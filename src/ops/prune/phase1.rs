@@ -177,8 +177,9 @@ fn repack(
             if copied.contains(&(e.kind, e.id)) {
                 return Ok(());
             }
-            // The seal binds kind and id: a blob that opens is the blob the index names.
-            match sealed.filter(|s| repo.codec().open(e.kind, &e.id, s).is_ok()) {
+            // The seal binds kind and id: a blob that authenticates is the blob the index names,
+            // intact. It is copied as it is, so it need not be decompressed and hashed.
+            match sealed.filter(|s| repo.codec().authenticates(e.kind, &e.id, s)) {
                 Some(s) => {
                     writer.add_sealed(SealedBlob {
                         kind: e.kind,
