@@ -83,8 +83,8 @@ pub fn open(key: &SealKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoE
 }
 
 /// Open a sealed object where it lies: the ciphertext is authenticated, then decrypted in place;
-/// returns the plaintext, a sub-slice of `sealed`. Restore and check open thousands of blobs
-/// straight out of the pack bytes they read, without a copy per blob.
+/// returns the plaintext, a sub-slice of `sealed`. Restore opens thousands of blobs straight
+/// out of the pack bytes it reads, without a copy per blob.
 pub fn open_in_place<'a>(
     key: &SealKey,
     aad: &[u8],
