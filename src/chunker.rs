@@ -4,12 +4,14 @@
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read};
 
-use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization, StreamCDC};
+use fastcdc::v2020::{get_gear_with_seed, select_masks, Normalization, StreamCDC};
 
 use crate::format::config::ChunkerParams;
 
-/// Smallest read buffer of `for_each_chunk` (it is at least two maximum-size chunks).
-const READ_BUFFER_MIN: usize = 8 << 20;
+/// Bytes asked of the reader at a time once a chunk holds its minimum size. A read can run past
+/// the cut, and what it read past the cut (at most this much) moves to the start of the next
+/// chunk: a small block keeps that copy small, a large one saves read calls.
+const READ_BLOCK: usize = 256 << 10;
 
 #[derive(Clone, Debug)]
 pub struct Chunker {
@@ -23,9 +25,20 @@ pub struct Chunker {
 }
 
 /// The read buffer of `Chunker::for_each_chunk`; keep one per thread and reuse it for every file.
+/// It holds the chunk being cut, from its first byte, plus at most one read past its end.
 #[derive(Default)]
 pub struct ChunkBuffer {
+    /// `buf.len()` is how much of it was ever zeroed: bytes are zeroed once, just before the
+    /// first read into them, not per chunk.
     buf: Vec<u8>,
+}
+
+/// Where the gear-hash scan of the current chunk stands, so that it resumes after a read
+/// instead of starting over.
+struct Scan {
+    /// Next pair of bytes to test: bytes `2 * pair` and `2 * pair + 1` of the chunk.
+    pair: usize,
+    hash: u64,
 }
 
 fn level(n: u8) -> Normalization {
@@ -52,33 +65,74 @@ impl Chunker {
         }
     }
 
-    /// Length of the first chunk of `window` (which holds at least a maximum-size chunk, or the
-    /// rest of the stream): fastcdc v2020's cut, exactly as `StreamCDC` computes it.
-    fn cut(&self, window: &[u8]) -> usize {
-        let p = &self.params;
-        let (_, n) = cut_gear(
-            window,
-            p.min_size as usize,
-            p.avg_size as usize,
-            p.max_size as usize,
-            self.mask_s,
-            self.mask_l,
-            self.mask_s << 1,
-            self.mask_l << 1,
-            &self.gear,
-            &self.gear_ls,
-        );
-        if n == 0 {
-            window.len()
-        } else {
-            n
+    fn scan_start(&self) -> Scan {
+        Scan {
+            pair: self.params.min_size as usize / 2,
+            hash: 0,
         }
     }
 
+    /// Continue fastcdc v2020's cut (`cut_gear`) over the bytes of a chunk read so far; `eof`
+    /// says nothing follows them. Returns the chunk's length once it is decided. The scan tests
+    /// the same pairs with the same masks as `cut_gear` given the whole window, so it finds the
+    /// same cut points however the stream arrives (the test below checks it against the crate).
+    fn scan(&self, data: &[u8], eof: bool, s: &mut Scan) -> Option<usize> {
+        let (min, avg, max) = (
+            self.params.min_size as usize,
+            self.params.avg_size as usize,
+            self.params.max_size as usize,
+        );
+        let (gear, gear_ls) = (&self.gear[..], &self.gear_ls[..]);
+        let (mask_s, mask_l) = (self.mask_s, self.mask_l);
+        let (mask_s_ls, mask_l_ls) = (mask_s << 1, mask_l << 1);
+        if data.len() <= min {
+            return eof.then_some(data.len());
+        }
+        let window = data.len().min(max);
+        let decided = eof || data.len() >= max;
+        let src = &data[..window];
+        let pairs = window / 2;
+        let strict = (avg / 2).min(pairs);
+        let mut hash = s.hash;
+        let mut i = s.pair;
+        while i < strict {
+            let a = 2 * i;
+            hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
+            if hash & mask_s_ls == 0 {
+                return Some(a);
+            }
+            hash = hash.wrapping_add(gear[src[a + 1] as usize]);
+            if hash & mask_s == 0 {
+                return Some(a + 1);
+            }
+            i += 1;
+        }
+        while i < pairs {
+            let a = 2 * i;
+            hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
+            if hash & mask_l_ls == 0 {
+                return Some(a);
+            }
+            hash = hash.wrapping_add(gear[src[a + 1] as usize]);
+            if hash & mask_l == 0 {
+                return Some(a + 1);
+            }
+            i += 1;
+        }
+        if decided {
+            return Some(window);
+        }
+        s.pair = i;
+        s.hash = hash;
+        None
+    }
+
     /// Split a stream into chunks and call `each` with every chunk in order; returns the bytes
-    /// read. The cut points are those of `chunks`, but the stream is read in large blocks into
-    /// `buf` and each chunk is lent from there: nothing is copied unless the caller keeps a
-    /// chunk, and the buffer is shifted once per block rather than once per chunk.
+    /// read. The cut points are those of `chunks`, but each chunk is lent from `buf`, which
+    /// holds one maximum-size chunk and one read block: nothing is copied unless the caller
+    /// keeps a chunk, except what a read brought past a cut, moved to the front (at most one
+    /// block per chunk). The scan resumes after each read, so the buffer needs no lookahead of
+    /// a whole maximum-size chunk.
     pub fn for_each_chunk<R, E>(
         &self,
         mut reader: R,
@@ -89,42 +143,41 @@ impl Chunker {
         R: Read,
         E: From<std::io::Error>,
     {
-        let max = self.params.max_size as usize;
-        // Two maximum-size chunks: every refill reads at least one, and moves less than one to
-        // the front (a memmove, cheap next to cutting and hashing). Each reader thread of a
-        // backup keeps its buffer, so its size counts once per thread in the peak memory.
-        let cap = (2 * max).max(READ_BUFFER_MIN);
-        if buf.buf.len() < cap {
-            // Zeroed by the allocator: pages are only touched (resident) once data is read into
-            // them, so a buffer that only ever holds small files stays small.
-            buf.buf = vec![0; cap];
+        let (min, max) = (self.params.min_size as usize, self.params.max_size as usize);
+        let cap = max + READ_BLOCK;
+        let b = &mut buf.buf;
+        if b.capacity() < cap {
+            *b = Vec::with_capacity(cap);
         }
-        let b = &mut buf.buf[..];
-        let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);
+        // Bytes `..end` of `b` are read: the current chunk and what follows it.
+        let (mut end, mut eof, mut total) = (0usize, false, 0u64);
+        let mut scan = self.scan_start();
         loop {
-            if !eof && end - start < max {
-                b.copy_within(start..end, 0);
-                end -= start;
-                start = 0;
-                while end < b.len() {
-                    match reader.read(&mut b[end..]) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
+            let cut = match self.scan(&b[..end], eof, &mut scan) {
+                Some(n) => n,
+                None => {
+                    // Read at least up to the minimum size at once: no cut can come before it.
+                    let want = READ_BLOCK.max(min.saturating_sub(end)).min(cap - end);
+                    if b.len() < end + want {
+                        b.resize(end + want, 0);
+                    }
+                    match reader.read(&mut b[end..end + want]) {
+                        Ok(0) => eof = true,
                         Ok(n) => end += n,
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
                         Err(e) => return Err(e.into()),
                     }
+                    continue;
                 }
-            }
-            if start == end {
+            };
+            if cut == 0 {
                 return Ok(total);
             }
-            let n = self.cut(&b[start..end]);
-            each(&b[start..start + n])?;
-            total += n as u64;
-            start += n;
+            each(&b[..cut])?;
+            total += cut as u64;
+            b.copy_within(cut..end, 0);
+            end -= cut;
+            scan = self.scan_start();
         }
     }
 
@@ -201,6 +254,19 @@ mod tests {
         }
     }
 
+    fn collect(
+        c: &Chunker,
+        r: impl Read,
+        buf: &mut ChunkBuffer,
+    ) -> std::io::Result<(u64, Vec<Vec<u8>>)> {
+        let mut got = Vec::new();
+        let total = c.for_each_chunk(r, buf, |x| {
+            got.push(x.to_vec());
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok((total, got))
+    }
+
     #[test]
     fn for_each_chunk_cuts_like_stream_cdc() -> std::io::Result<()> {
         let ch = Chunker::new(ChunkerParams::default(), 0x5eed_1234_abcd_0001);
@@ -213,23 +279,26 @@ mod tests {
             },
             7,
         );
+        // fastcdc's smallest sizes: many cuts, in both mask regions and at the maximum.
+        let tiny = Chunker::new(
+            ChunkerParams {
+                min_size: 64,
+                avg_size: 256,
+                max_size: 1024,
+                normalization: 3,
+            },
+            9,
+        );
         let mut buf = ChunkBuffer::default();
-        for c in [&ch, &small] {
-            for (n, seed) in [(0, 1), (1, 2), (300_000, 3), (23_456_789, 4), (40 << 20, 5)] {
+        for c in [&ch, &small, &tiny] {
+            for (n, seed) in [(0, 1), (1, 2), (300_001, 3), (23_456_789, 4), (40 << 20, 5)] {
                 let d = data(n, seed);
                 let want: Vec<Vec<u8>> = c.chunks(&d[..]).collect::<std::io::Result<_>>()?;
                 for dribble in [false, true] {
-                    let mut got = Vec::new();
-                    let total = if dribble {
-                        c.for_each_chunk(Dribble(&d, 0), &mut buf, |x| {
-                            got.push(x.to_vec());
-                            Ok::<_, std::io::Error>(())
-                        })?
+                    let (total, got) = if dribble {
+                        collect(c, Dribble(&d, 0), &mut buf)?
                     } else {
-                        c.for_each_chunk(&d[..], &mut buf, |x| {
-                            got.push(x.to_vec());
-                            Ok::<_, std::io::Error>(())
-                        })?
+                        collect(c, &d[..], &mut buf)?
                     };
                     assert_eq!(total, n as u64);
                     assert!(got == want, "cut points differ (n={n}, dribble={dribble})");
