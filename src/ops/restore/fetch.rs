@@ -209,7 +209,8 @@ fn fetch_pack(
                         done.warnings.push(e.to_string());
                     }
                 } else {
-                    write_sparse(own.files.get(&path)?, plain, *offset)
+                    let t = own.files.get(&path)?;
+                    write_sparse(&t.file, t.direct.as_ref(), plain, *offset, &mut own.bounce)
                         .map_err(|e| Error::io(&path, e))?;
                 }
                 done.bytes += plain.len() as u64;
@@ -224,20 +225,92 @@ fn fetch_pack(
 /// Write all of a new, empty file's content. All-zero blocks stay holes; when the last block is
 /// one, the file is extended to its length.
 fn write_whole(file: &File, data: &[u8]) -> std::io::Result<()> {
-    write_sparse(file, data, 0)?;
+    write_sparse(file, None, data, 0, &mut Bounce::default())?;
     if data.last() == Some(&0) {
         file.set_len(data.len() as u64)?;
     }
     Ok(())
 }
 
+/// Block of sparse writes (all-zero blocks stay holes) and alignment of direct writes (file
+/// offset, length and memory address): 4 KiB is a multiple of every common logical block size.
+const BLOCK: usize = 4096;
+
+/// A file written chunk by chunk: its descriptor and, where the file system allows, a second
+/// one opened with `O_DIRECT`. Through the page cache, a large restore costs more kernel time
+/// than the data takes to reach the disk: every page is allocated, filled, and written back
+/// later (2 GiB image on this VM: 8-9 s of system time, against 0.4 s direct).
+struct Target {
+    file: File,
+    direct: Option<File>,
+}
+
+/// A per-thread aligned copy of what goes out through `O_DIRECT` (decompressed chunks lie at
+/// any address and any file offset).
+#[derive(Default)]
+struct Bounce {
+    buf: Vec<u8>,
+}
+
+impl Bounce {
+    const SIZE: usize = 2 << 20;
+
+    fn aligned(&mut self) -> &mut [u8] {
+        if self.buf.len() < Self::SIZE + BLOCK {
+            self.buf = vec![0; Self::SIZE + BLOCK];
+        }
+        let skip = self.buf.as_ptr().align_offset(BLOCK);
+        &mut self.buf[skip..skip + Self::SIZE]
+    }
+}
+
+/// Write a run of bytes at `at`: through the page cache, or, given a direct descriptor, its
+/// aligned middle straight to the disk and only its unaligned ends (parts of the blocks shared
+/// with the neighbouring chunks) through the page cache. Returns the bytes written directly.
+fn write_run(
+    file: &File,
+    direct: Option<&File>,
+    run: &[u8],
+    at: u64,
+    bounce: &mut Bounce,
+) -> std::io::Result<usize> {
+    let Some(direct) = direct else {
+        file.write_all_at(run, at)?;
+        return Ok(0);
+    };
+    let head = ((BLOCK - (at as usize % BLOCK)) % BLOCK).min(run.len());
+    let body = (run.len() - head) / BLOCK * BLOCK;
+    file.write_all_at(&run[..head], at)?;
+    let (mut done, mut direct_bytes) = (head, 0);
+    while done < head + body {
+        let n = (head + body - done).min(Bounce::SIZE);
+        let buf = &mut bounce.aligned()[..n];
+        buf.copy_from_slice(&run[done..done + n]);
+        let pos = at + done as u64;
+        match direct.write_at(buf, pos) {
+            Ok(w) if w == n => direct_bytes += n,
+            // A short or refused direct write (a file system that takes O_DIRECT at open but
+            // not for this write): the page cache takes the piece instead.
+            Ok(_) | Err(_) => file.write_all_at(&run[done..done + n], pos)?,
+        }
+        done += n;
+    }
+    file.write_all_at(&run[head + body..], at + (head + body) as u64)?;
+    Ok(direct_bytes)
+}
+
 /// Write `data` at `offset`, skipping all-zero blocks (the file was pre-sized, so they stay
-/// holes); consecutive non-zero blocks go out in one write.
-fn write_sparse(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
-    const BLOCK: usize = 4096;
+/// holes); consecutive non-zero blocks go out in one write. Returns the bytes written directly.
+fn write_sparse(
+    file: &File,
+    direct: Option<&File>,
+    data: &[u8],
+    offset: u64,
+    bounce: &mut Bounce,
+) -> std::io::Result<usize> {
     // Compared against with memcmp, many bytes at a time; a byte-wise loop showed in profiles.
     static ZEROS: [u8; BLOCK] = [0; BLOCK];
-    let mut pos = 0;
+    let (mut pos, mut direct_bytes) = (0, 0);
     let mut run_start: Option<usize> = None;
     while pos < data.len() {
         // Blocks end on file-offset multiples of BLOCK, so holes line up with filesystem blocks.
@@ -245,7 +318,7 @@ fn write_sparse(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
         let zero = data[pos..end] == ZEROS[..end - pos];
         match (zero, run_start) {
             (true, Some(s)) => {
-                file.write_all_at(&data[s..pos], offset + s as u64)?;
+                direct_bytes += write_run(file, direct, &data[s..pos], offset + s as u64, bounce)?;
                 run_start = None;
             }
             (false, None) => run_start = Some(pos),
@@ -254,9 +327,9 @@ fn write_sparse(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
         pos = end;
     }
     if let Some(s) = run_start {
-        file.write_all_at(&data[s..], offset + s as u64)?;
+        direct_bytes += write_run(file, direct, &data[s..], offset + s as u64, bounce)?;
     }
-    Ok(())
+    Ok(direct_bytes)
 }
 
 pub(crate) fn rel(target: &Path, snapshot_path: &Path) -> std::path::PathBuf {
@@ -269,25 +342,31 @@ struct ThreadState {
     files: FileCache,
     /// Decompressed chunks (`Codec::open_in_place`).
     scratch: Vec<u8>,
+    bounce: Bounce,
 }
 
 #[derive(Default)]
 struct FileCache {
-    open: HashMap<std::path::PathBuf, File>,
+    open: HashMap<std::path::PathBuf, Target>,
 }
 
 impl FileCache {
-    fn get(&mut self, path: &Path) -> Result<&File> {
+    /// The open file at `path`, also opened with `O_DIRECT` where the file system allows it.
+    fn get(&mut self, path: &Path) -> Result<&Target> {
         if !self.open.contains_key(path) {
             if self.open.len() >= FD_CACHE {
                 self.open.clear();
             }
-            let f = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            self.open.insert(path.to_path_buf(), f);
+            let open = |flags| {
+                OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW | flags)
+                    .open(path)
+            };
+            let file = open(0).map_err(|e| Error::io(path, e))?;
+            let direct = open(libc::O_DIRECT).ok();
+            self.open
+                .insert(path.to_path_buf(), Target { file, direct });
         }
         self.open
             .get(path)
@@ -312,9 +391,50 @@ mod tests {
         let path = dir.path().join("f");
         let file = File::create(&path).unwrap();
         file.set_len(offset + data.len() as u64).unwrap();
-        write_sparse(&file, &data, offset).unwrap();
+        write_sparse(&file, None, &data, offset, &mut Bounce::default()).unwrap();
         let back = std::fs::read(&path).unwrap();
         assert!(back[..offset as usize].iter().all(|&b| b == 0));
         assert_eq!(&back[offset as usize..], &data[..]);
+    }
+
+    /// Chunks at unaligned offsets, written out of order, partly through `O_DIRECT`: the file
+    /// holds every byte, the blocks the chunks share included, and zero blocks stay holes.
+    #[test]
+    fn direct_writes_keep_every_byte() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut data: Vec<u8> = (0..3_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x as u8) | 1
+            })
+            .collect();
+        data[1_000_000..1_400_000].fill(0);
+        let cuts = [
+            0, 1, 4095, 70_001, 1_000_003, 1_300_000, 2_500_000, 2_999_999, 3_000_000,
+        ];
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("f");
+        File::create(&path)
+            .unwrap()
+            .set_len(data.len() as u64)
+            .unwrap();
+        let mut files = FileCache::default();
+        let t = files.get(&path).unwrap();
+        assert!(
+            t.direct.is_some(),
+            "the build directory's file system refused O_DIRECT"
+        );
+        let (mut bounce, mut direct) = (Bounce::default(), 0);
+        for w in cuts.windows(2).rev() {
+            let piece = &data[w[0]..w[1]];
+            direct +=
+                write_sparse(&t.file, t.direct.as_ref(), piece, w[0] as u64, &mut bounce).unwrap();
+        }
+        assert!(direct > 2_000_000, "only {direct} bytes went direct");
+        assert!(std::fs::read(&path).unwrap() == data);
+        let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).unwrap());
+        assert!(allocated * 512 < 2_700_000, "the zero blocks were written");
     }
 }
