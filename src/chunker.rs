@@ -41,6 +41,41 @@ struct Scan {
     hash: u64,
 }
 
+impl Scan {
+    /// Test pairs up to `end` (exclusive) as `cut_gear` does: `mask` after a pair's second
+    /// byte, `mask << 1` after its first. Returns the cut, if one is found.
+    #[inline(always)]
+    fn run(
+        &mut self,
+        src: &[u8],
+        end: usize,
+        mask: u64,
+        gear: &[u64],
+        gear_ls: &[u64],
+    ) -> Option<usize> {
+        let mask_ls = mask << 1;
+        // Locals, so the hot loop keeps them in registers.
+        let (mut i, mut hash) = (self.pair, self.hash);
+        let mut cut = None;
+        while i < end {
+            let a = 2 * i;
+            hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
+            if hash & mask_ls == 0 {
+                cut = Some(a);
+                break;
+            }
+            hash = hash.wrapping_add(gear[src[a + 1] as usize]);
+            if hash & mask == 0 {
+                cut = Some(a + 1);
+                break;
+            }
+            i += 1;
+        }
+        (self.pair, self.hash) = (i, hash);
+        cut
+    }
+}
+
 fn level(n: u8) -> Normalization {
     match n {
         0 => Normalization::Level0,
@@ -82,49 +117,17 @@ impl Chunker {
             self.params.avg_size as usize,
             self.params.max_size as usize,
         );
-        let (gear, gear_ls) = (&self.gear[..], &self.gear_ls[..]);
-        let (mask_s, mask_l) = (self.mask_s, self.mask_l);
-        let (mask_s_ls, mask_l_ls) = (mask_s << 1, mask_l << 1);
         if data.len() <= min {
             return eof.then_some(data.len());
         }
         let window = data.len().min(max);
-        let decided = eof || data.len() >= max;
         let src = &data[..window];
         let pairs = window / 2;
+        // Below the average size the strict mask, above it the relaxed one.
         let strict = (avg / 2).min(pairs);
-        let mut hash = s.hash;
-        let mut i = s.pair;
-        while i < strict {
-            let a = 2 * i;
-            hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
-            if hash & mask_s_ls == 0 {
-                return Some(a);
-            }
-            hash = hash.wrapping_add(gear[src[a + 1] as usize]);
-            if hash & mask_s == 0 {
-                return Some(a + 1);
-            }
-            i += 1;
-        }
-        while i < pairs {
-            let a = 2 * i;
-            hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
-            if hash & mask_l_ls == 0 {
-                return Some(a);
-            }
-            hash = hash.wrapping_add(gear[src[a + 1] as usize]);
-            if hash & mask_l == 0 {
-                return Some(a + 1);
-            }
-            i += 1;
-        }
-        if decided {
-            return Some(window);
-        }
-        s.pair = i;
-        s.hash = hash;
-        None
+        s.run(src, strict, self.mask_s, &self.gear, &self.gear_ls)
+            .or_else(|| s.run(src, pairs, self.mask_l, &self.gear, &self.gear_ls))
+            .or((eof || data.len() >= max).then_some(window))
     }
 
     /// Split a stream into chunks and call `each` with every chunk in order; returns the bytes
