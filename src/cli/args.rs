@@ -209,6 +209,10 @@ pub struct RestoreArgs {
     /// Show what would be restored
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Write every file through the page cache, never with O_DIRECT (for file systems where
+    /// direct writes are slow, such as some network file systems)
+    #[arg(long)]
+    pub buffered: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

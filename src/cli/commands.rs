@@ -393,6 +393,7 @@ fn restore_cmd(g: &super::args::Global, a: RestoreArgs) -> Result<i32> {
         owners: true,
         connections: super::connections(g),
         dry_run: a.dry_run,
+        buffered: a.buffered,
         ..Default::default()
     };
     let bar = Bar::new(!g.json, g.quiet, "restore");

@@ -57,6 +57,8 @@ pub(crate) struct Batch<'a> {
     pub locations: &'a Locations,
     /// Whether ownership is restored (on files written in one go).
     pub chown: bool,
+    /// Whether files of several chunks are also opened with `O_DIRECT`.
+    pub direct: bool,
 }
 
 type PackWork = (Id, Vec<(BlobLocation, Id)>);
@@ -209,7 +211,7 @@ fn fetch_pack(
                         done.warnings.push(e.to_string());
                     }
                 } else {
-                    let t = own.files.get(&path)?;
+                    let t = own.files.get(&path, batch.direct)?;
                     write_sparse(&t.file, t.direct.as_ref(), plain, *offset, &mut own.bounce)
                         .map_err(|e| Error::io(&path, e))?;
                 }
@@ -351,8 +353,9 @@ struct FileCache {
 }
 
 impl FileCache {
-    /// The open file at `path`, also opened with `O_DIRECT` where the file system allows it.
-    fn get(&mut self, path: &Path) -> Result<&Target> {
+    /// The open file at `path`; with `direct`, also opened with `O_DIRECT` where the file
+    /// system allows it.
+    fn get(&mut self, path: &Path, direct: bool) -> Result<&Target> {
         if !self.open.contains_key(path) {
             if self.open.len() >= FD_CACHE {
                 self.open.clear();
@@ -364,7 +367,7 @@ impl FileCache {
                     .open(path)
             };
             let file = open(0).map_err(|e| Error::io(path, e))?;
-            let direct = open(libc::O_DIRECT).ok();
+            let direct = direct.then(|| open(libc::O_DIRECT).ok()).flatten();
             self.open
                 .insert(path.to_path_buf(), Target { file, direct });
         }
@@ -421,7 +424,7 @@ mod tests {
             .set_len(data.len() as u64)
             .unwrap();
         let mut files = FileCache::default();
-        let t = files.get(&path).unwrap();
+        let t = files.get(&path, true).unwrap();
         assert!(
             t.direct.is_some(),
             "the build directory's file system refused O_DIRECT"

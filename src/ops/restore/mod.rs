@@ -32,6 +32,9 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Entries planned and restored per batch (0: `BATCH_ENTRIES`); fewer hold less memory.
     pub batch_entries: usize,
+    /// Never write with `O_DIRECT` (by default, files of several chunks are written past the
+    /// page cache where the file system allows it).
+    pub buffered: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -182,6 +185,7 @@ impl Sink<'_> {
             placements: &placements,
             locations: &locations,
             chown: self.chown,
+            direct: !self.opts.buffered,
         };
         let fetched = fetch::fetch_all(self.repo, &fetch_batch, threads, self.progress)?;
         self.summary.chunks_fetched += fetched.chunks;
