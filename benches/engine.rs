@@ -55,11 +55,32 @@ fn chunker(c: &mut Criterion) {
     g.bench_function("for_each_chunk", |b| {
         b.iter(|| {
             let mut n = 0usize;
-            let r = ch.for_each_chunk(Cursor::new(&data[..]), &mut buf, |c| {
+            let r = ch.for_each_chunk(Cursor::new(&data[..]), &mut buf, &mut (), |c, ()| {
                 n += c.len();
                 Ok::<_, std::io::Error>(())
             });
             black_box((n, r.is_ok()))
+        })
+    });
+    // What the backup walker runs per file: cut points and each chunk's keyed id, on a rayon
+    // worker of a two-thread pool so the id is computed beside the scan, as in a backup.
+    let keys = keys();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("bench thread pool");
+    g.bench_function("for_each_chunk_with_id", |b| {
+        b.iter(|| {
+            pool.install(|| {
+                let mut n = 0usize;
+                let mut hasher = keys.blob_hasher();
+                let r =
+                    ch.for_each_chunk(Cursor::new(&data[..]), &mut buf, &mut hasher, |c, id| {
+                        n += c.len() + id.0[0] as usize;
+                        Ok::<_, std::io::Error>(())
+                    });
+                black_box((n, r.is_ok()))
+            })
         })
     });
     // fastcdc's StreamCDC (what backup used before): one buffer per stream, a Vec per chunk.

@@ -33,6 +33,24 @@ pub struct ChunkBuffer {
     buf: Vec<u8>,
 }
 
+/// A running digest of each chunk's bytes, fed by `Chunker::for_each_chunk` while it scans for
+/// the chunk's end, so hashing a chunk overlaps with finding it. `()` computes nothing.
+pub trait ChunkDigest: Send {
+    type Output;
+    /// Whether feeding it is worth handing to a second thread.
+    const OVERLAP: bool = true;
+    fn update(&mut self, bytes: &[u8]);
+    /// The digest of everything fed since the last `finish`; starts over.
+    fn finish(&mut self) -> Self::Output;
+}
+
+impl ChunkDigest for () {
+    type Output = ();
+    const OVERLAP: bool = false;
+    fn update(&mut self, _: &[u8]) {}
+    fn finish(&mut self) {}
+}
+
 /// Where the gear-hash scan of the current chunk stands, so that it resumes after a read
 /// instead of starting over.
 struct Scan {
@@ -130,21 +148,27 @@ impl Chunker {
             .or((eof || data.len() >= max).then_some(window))
     }
 
-    /// Split a stream into chunks and call `each` with every chunk in order; returns the bytes
-    /// read. The cut points are those of `chunks`, but each chunk is lent from `buf`, which
-    /// holds one maximum-size chunk and one read block: nothing is copied unless the caller
-    /// keeps a chunk, except what a read brought past a cut, moved to the front (at most one
-    /// block per chunk). The scan resumes after each read, so the buffer needs no lookahead of
-    /// a whole maximum-size chunk.
-    pub fn for_each_chunk<R, E>(
+    /// Split a stream into chunks and call `each` with every chunk in order and its digest;
+    /// returns the bytes read. The cut points are those of `chunks`, but each chunk is lent from
+    /// `buf`, which holds one maximum-size chunk and one read block: nothing is copied unless the
+    /// caller keeps a chunk, except what a read brought past a cut, moved to the front (at most
+    /// one block per chunk). The scan resumes after each read, so the buffer needs no lookahead
+    /// of a whole maximum-size chunk.
+    ///
+    /// Bytes before the scan position belong to the current chunk whatever the cut, so on a
+    /// rayon worker `digest` hashes them on a second thread (`rayon::join`) while the scan goes
+    /// on; only the stretch between the last scan position and the cut is hashed after it.
+    pub fn for_each_chunk<R, E, D>(
         &self,
         mut reader: R,
         buf: &mut ChunkBuffer,
-        mut each: impl FnMut(&[u8]) -> Result<(), E>,
+        digest: &mut D,
+        mut each: impl FnMut(&[u8], D::Output) -> Result<(), E>,
     ) -> Result<u64, E>
     where
         R: Read,
         E: From<std::io::Error>,
+        D: ChunkDigest,
     {
         let (min, max) = (self.params.min_size as usize, self.params.max_size as usize);
         let cap = max + READ_BLOCK;
@@ -152,11 +176,31 @@ impl Chunker {
         if b.capacity() < cap {
             *b = Vec::with_capacity(cap);
         }
-        // Bytes `..end` of `b` are read: the current chunk and what follows it.
-        let (mut end, mut eof, mut total) = (0usize, false, 0u64);
+        // Outside a rayon pool a join would hop to the global pool and back for every block.
+        let overlap = D::OVERLAP && rayon::current_thread_index().is_some();
+        // Bytes `..end` of `b` are read: the current chunk and what follows it; `..hashed` of
+        // them went into `digest`.
+        let (mut end, mut eof, mut total, mut hashed) = (0usize, false, 0u64, 0usize);
         let mut scan = self.scan_start();
         loop {
-            let cut = match self.scan(&b[..end], eof, &mut scan) {
+            // The cut comes at or after the scan position once more than `min` bytes are read.
+            let known = if end > min {
+                (2 * scan.pair).min(end)
+            } else {
+                0
+            };
+            let found = if overlap && known > hashed {
+                let (b, scan) = (&b[..end], &mut scan);
+                let (found, ()) = rayon::join(
+                    || self.scan(b, eof, scan),
+                    || digest.update(&b[hashed..known]),
+                );
+                hashed = known;
+                found
+            } else {
+                self.scan(&b[..end], eof, &mut scan)
+            };
+            let cut = match found {
                 Some(n) => n,
                 None => {
                     // Read at least up to the minimum size at once: no cut can come before it.
@@ -176,10 +220,12 @@ impl Chunker {
             if cut == 0 {
                 return Ok(total);
             }
-            each(&b[..cut])?;
+            digest.update(&b[hashed..cut]);
+            each(&b[..cut], digest.finish())?;
             total += cut as u64;
             b.copy_within(cut..end, 0);
             end -= cut;
+            hashed = 0;
             scan = self.scan_start();
         }
     }
@@ -263,7 +309,7 @@ mod tests {
         buf: &mut ChunkBuffer,
     ) -> std::io::Result<(u64, Vec<Vec<u8>>)> {
         let mut got = Vec::new();
-        let total = c.for_each_chunk(r, buf, |x| {
+        let total = c.for_each_chunk(r, buf, &mut (), |x, ()| {
             got.push(x.to_vec());
             Ok::<_, std::io::Error>(())
         })?;
@@ -305,6 +351,56 @@ mod tests {
                     };
                     assert_eq!(total, n as u64);
                     assert!(got == want, "cut points differ (n={n}, dribble={dribble})");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// On a rayon worker the digest is fed on two threads while the scan runs; every chunk's
+    /// digest must still be the hash of exactly that chunk, and the cuts must not move.
+    #[test]
+    fn overlapped_digest_is_each_chunks_id() -> std::io::Result<()> {
+        let keys = crate::crypto::MasterKey::from_bytes([3u8; 32]).subkeys();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let small = Chunker::new(
+            ChunkerParams {
+                min_size: 4096,
+                avg_size: 16384,
+                max_size: 65536,
+                normalization: 2,
+            },
+            7,
+        );
+        let ch = Chunker::new(ChunkerParams::default(), keys.chunker_seed);
+        let mut buf = ChunkBuffer::default();
+        for c in [&ch, &small] {
+            for (n, seed) in [(0, 1), (300_001, 3), (23_456_789, 4)] {
+                let d = data(n, seed);
+                let want: Vec<Vec<u8>> = c.chunks(&d[..]).collect::<std::io::Result<_>>()?;
+                for dribble in [false, true] {
+                    let mut got = Vec::new();
+                    let mut hasher = keys.blob_hasher();
+                    let total = pool.install(|| {
+                        let each = |x: &[u8], id| {
+                            got.push((x.to_vec(), id));
+                            Ok::<_, std::io::Error>(())
+                        };
+                        if dribble {
+                            c.for_each_chunk(Dribble(&d, 0), &mut buf, &mut hasher, each)
+                        } else {
+                            c.for_each_chunk(&d[..], &mut buf, &mut hasher, each)
+                        }
+                    })?;
+                    assert_eq!(total, n as u64);
+                    assert_eq!(got.len(), want.len(), "chunk count (n={n})");
+                    for ((chunk, id), w) in got.iter().zip(&want) {
+                        assert!(chunk == w, "cut points differ (n={n}, dribble={dribble})");
+                        assert_eq!(*id, keys.blob_id(w), "digest of a chunk (n={n})");
+                    }
                 }
             }
         }

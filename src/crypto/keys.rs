@@ -4,6 +4,7 @@
 use zeroize::Zeroizing;
 
 use super::aead::SealKey;
+use crate::chunker::ChunkDigest;
 use crate::id::{BlobKind, Id};
 
 /// Context strings; changing any of them is a format break.
@@ -67,6 +68,21 @@ pub struct SubKeys {
     pub signing: Zeroizing<[u8; 32]>,
 }
 
+/// A blob's id computed from its plaintext in pieces (`SubKeys::blob_hasher`).
+pub struct BlobHasher(blake3::Hasher);
+
+impl ChunkDigest for BlobHasher {
+    type Output = Id;
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&mut self) -> Id {
+        let id = Id(*self.0.finalize().as_bytes());
+        self.0.reset();
+        id
+    }
+}
+
 impl std::fmt::Debug for SubKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SubKeys(..)")
@@ -77,6 +93,11 @@ impl SubKeys {
     /// The id of a blob: keyed BLAKE3 of its plaintext.
     pub fn blob_id(&self, plaintext: &[u8]) -> Id {
         Id(*blake3::keyed_hash(&self.chunk_id, plaintext).as_bytes())
+    }
+
+    /// `blob_id` fed in pieces, for the chunker to hash a chunk while it looks for its end.
+    pub fn blob_hasher(&self) -> BlobHasher {
+        BlobHasher(blake3::Hasher::new_keyed(&self.chunk_id))
     }
 
     pub fn seal_key(&self, kind: BlobKind) -> &SealKey {

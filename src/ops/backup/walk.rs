@@ -458,14 +458,14 @@ impl Walker<'_, '_> {
         let mut ids = Vec::new();
         let mut buf = lock(&self.buffers).pop().unwrap_or_default();
         let c = &self.counts;
+        let mut hasher = self.repo.codec().keys().blob_hasher();
         let r = self
             .repo
             .chunker()
-            .for_each_chunk(reader, &mut buf, |data| {
+            .for_each_chunk(reader, &mut buf, &mut hasher, |data, id| {
                 let len = data.len() as u64;
                 bump(&c.bytes_read, len);
                 self.progress.add_bytes(len);
-                let id = self.repo.codec().id(data);
                 if self.writer.claim(&id)? {
                     bump(&c.chunks_new, 1);
                     // Only new chunks are copied out of the read buffer.
