@@ -93,11 +93,13 @@ pub fn run(
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
     let failure = Mutex::new(None);
-    // A rendezvous channel: reading outruns sealing, so a queue would only hold memory. New
-    // chunks in flight are the batches in the seal workers' hands, one full batch per walker
-    // thread waiting to hand over and the one being filled: each about BATCH_BYTES (at most
-    // BATCH_BYTES plus one chunk).
-    let (tx, rx) = bounded::<Batch>(0);
+    // One batch may wait in the channel: with a rendezvous (no slot) a seal worker that
+    // finished idled while the walker cut the next chunk, 10-15% of the first backup of a
+    // large file. More slots would only hold memory, as reading outruns sealing. New chunks in
+    // flight are the batches in the seal workers' hands, the one in the channel, one full batch
+    // per walker thread waiting to hand over and the one being filled: each about BATCH_BYTES
+    // (at most BATCH_BYTES plus one chunk).
+    let (tx, rx) = bounded::<Batch>(1);
     let scanning = AtomicBool::new(true);
     let result = std::thread::scope(|scope| {
         for _ in 0..threads {
