@@ -185,6 +185,10 @@ pub fn check(
     drop(indexed);
     let bad_blob = |kind: BlobKind, id: &Id| !usable.contains(&(kind, *id));
     let mut trees_seen = HashSet::new();
+    // Trees found intact with everything below them. Snapshots share most of their trees, so
+    // each of those is read and walked once; a tree with damage below is walked again for
+    // every snapshot that holds it, so that each reports its own damaged paths.
+    let mut intact: HashSet<Id> = HashSet::new();
     for (name, _) in repo.backend().list(Kind::Snapshot)? {
         let Ok(sid) = name.parse::<Id>() else {
             continue;
@@ -197,8 +201,37 @@ pub fn check(
             }
         };
         r.snapshots_checked += 1;
-        let mut stack = vec![(snap.tree, String::from("/"), 0usize)];
-        while let Some((tree_id, path, depth)) = stack.pop() {
+        // Depth first, each folder's Exit after its subfolders: `open` holds the folders
+        // entered and not left, each with whether all below it was found intact so far.
+        let mut steps = vec![Walk::Enter(snap.tree, String::from("/"), 0usize)];
+        let mut open: Vec<(Id, bool)> = Vec::new();
+        // Damage makes the innermost open folder (and so all above it) not intact.
+        let affected = |r: &mut CheckReport, open: &mut Vec<(Id, bool)>, path: String| {
+            r.affected.push(Affected {
+                snapshot: sid.short(),
+                path,
+            });
+            if let Some(folder) = open.last_mut() {
+                folder.1 = false;
+            }
+        };
+        while let Some(step) = steps.pop() {
+            let (tree_id, path, depth) = match step {
+                Walk::Exit => {
+                    if let Some((id, whole)) = open.pop() {
+                        if whole {
+                            intact.insert(id);
+                        } else if let Some(parent) = open.last_mut() {
+                            parent.1 = false;
+                        }
+                    }
+                    continue;
+                }
+                Walk::Enter(tree_id, path, depth) => (tree_id, path, depth),
+            };
+            if intact.contains(&tree_id) {
+                continue;
+            }
             if depth > MAX_TREE_DEPTH {
                 // Deeper than any backup writes: hostile, or (were ids not verified) a cycle.
                 r.errors.push(format!(
@@ -207,17 +240,13 @@ pub fn check(
                 ));
                 break;
             }
-            let first_visit = trees_seen.insert(tree_id);
             if bad_blob(BlobKind::Tree, &tree_id) {
                 r.errors.push(format!(
                     "snapshot {}: tree {tree_id} of {path} is missing or damaged",
                     sid.short()
                 ));
                 r.missing_blobs.push(tree_id.to_hex());
-                r.affected.push(Affected {
-                    snapshot: sid.short(),
-                    path: path.clone(),
-                });
+                affected(&mut r, &mut open, path);
                 continue;
             }
             let tree = match repo.load_tree(&tree_id) {
@@ -225,25 +254,32 @@ pub fn check(
                 Err(e) => {
                     r.errors
                         .push(format!("snapshot {}: {path}: {e}", sid.short()));
-                    r.affected.push(Affected {
-                        snapshot: sid.short(),
-                        path: path.clone(),
-                    });
+                    affected(&mut r, &mut open, path);
                     continue;
                 }
             };
-            if first_visit {
+            if trees_seen.insert(tree_id) {
                 r.trees_checked += 1;
             }
+            open.push((tree_id, true));
+            steps.push(Walk::Exit);
+            let child = |node: &crate::format::tree::Node| {
+                format!("{}/{}", path.trim_end_matches('/'), node.name_lossy())
+            };
             for node in &tree.nodes {
-                let p = format!("{}/{}", path.trim_end_matches('/'), node.name_lossy());
                 match node.kind {
                     NodeKind::Dir => match node.subtree {
-                        Some(sub) => stack.push((sub, p, depth + 1)),
-                        None => r.errors.push(format!(
-                            "snapshot {}: {p}: folder without a tree",
-                            sid.short()
-                        )),
+                        Some(sub) => steps.push(Walk::Enter(sub, child(node), depth + 1)),
+                        None => {
+                            r.errors.push(format!(
+                                "snapshot {}: {}: folder without a tree",
+                                sid.short(),
+                                child(node)
+                            ));
+                            if let Some(folder) = open.last_mut() {
+                                folder.1 = false;
+                            }
+                        }
                     },
                     NodeKind::File => {
                         let missing: Vec<&Id> = node
@@ -253,10 +289,7 @@ pub fn check(
                             .collect();
                         if !missing.is_empty() {
                             r.missing_blobs.extend(missing.iter().map(|id| id.to_hex()));
-                            r.affected.push(Affected {
-                                snapshot: sid.short(),
-                                path: p,
-                            });
+                            affected(&mut r, &mut open, child(node));
                         }
                     }
                     _ => {}
@@ -276,6 +309,14 @@ pub fn check(
     r.damaged_packs = damaged.iter().map(Id::to_hex).collect();
     r.requests = repo.request_stats().since(&before);
     Ok(r)
+}
+
+/// A step of the snapshot walk in `check`.
+enum Walk {
+    /// Check a folder's tree (id, path, depth) and queue its subfolders.
+    Enter(Id, String, usize),
+    /// All below the innermost open folder was walked.
+    Exit,
 }
 
 /// What checking one pack found.

@@ -80,6 +80,53 @@ fn missing_pack_is_found_without_reading_data() {
     assert!(stderr.contains("/f"), "{stderr}");
 }
 
+/// Check walks a folder that several snapshots share once when all below it is intact; a damaged
+/// file in a shared folder must still be named for every snapshot that holds it, and nothing else.
+#[test]
+fn damage_in_a_shared_folder_is_named_in_every_snapshot() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("a/deep")).unwrap();
+    fs::create_dir_all(src.join("b")).unwrap();
+    fs::write(src.join("a/deep/hit"), pseudo_random(21, 1 << 20)).unwrap();
+    fs::write(src.join("a/intact"), pseudo_random(22, 300 << 10)).unwrap();
+    fs::write(src.join("b/intact"), pseudo_random(23, 300 << 10)).unwrap();
+    env.backup(&[src.to_str().unwrap()]);
+    // A second snapshot with a new root tree; folders a, a/deep and b are shared.
+    fs::write(src.join("new"), b"new").unwrap();
+    env.backup(&[src.to_str().unwrap()]);
+    let files = chunk_locations(&env);
+    let hit = files["hit"][0];
+    assert!(files["intact"].iter().all(|l| *l != hit));
+    let pack = packs(&env)
+        .into_iter()
+        .find(|p| p.ends_with(hit.pack.to_hex()))
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[(hit.offset + hit.length / 2) as usize] ^= 0x01;
+    fs::write(&pack, &bytes).unwrap();
+
+    let report = check_json(&env, &["--read-data"]);
+    assert_eq!(report["snapshots_checked"].as_u64(), Some(2), "{report:#}");
+    let affected: BTreeSet<(String, String)> = report["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let path = a["path"].as_str().unwrap();
+            let tail = path.rsplitn(4, '/').take(3).collect::<Vec<_>>().join("<");
+            (a["snapshot"].as_str().unwrap().to_string(), tail)
+        })
+        .collect();
+    let snapshots: BTreeSet<&String> = affected.iter().map(|(s, _)| s).collect();
+    assert_eq!(snapshots.len(), 2, "named in both snapshots: {report:#}");
+    assert!(
+        affected.iter().all(|(_, p)| p == "hit<deep<a"),
+        "only a/deep/hit: {report:#}"
+    );
+}
+
 fn check_json(env: &Env, args: &[&str]) -> serde_json::Value {
     let out = env.run(&[&["check", "--json"], args].concat());
     serde_json::from_slice(&out.stdout).unwrap()
