@@ -145,6 +145,8 @@ impl Codec {
         SCRATCH.with(|cell| {
             let copy = &mut *cell.borrow_mut();
             copy.clear();
+            // Exactly the blob: growing by doubling kept up to twice the largest blob per thread.
+            copy.reserve_exact(sealed.len());
             copy.extend_from_slice(sealed);
             crypto::aead::open_in_place(self.keys.seal_key(kind), &blob_aad(kind, id), copy).is_ok()
         })
