@@ -434,17 +434,24 @@ impl Walker<'_, '_> {
         };
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let old_tree = self.load_parent(old);
-        // Entries in parallel (rayon steals across folders too); collect keeps the sorted order.
-        let nodes: Vec<Option<Node>> = entries
+        // Entries in parallel (rayon steals across folders too), each result written to its
+        // slot in sorted order: a plain `collect` gathers lists of pieces and then copies them
+        // into one vector, twice the memory of a large folder's nodes at its peak.
+        let mut saved = Vec::new();
+        entries
             .into_par_iter()
             .map(|(name, entry)| {
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
                 let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
                 self.save_entry(&child, name, old_node, root_dev, Some(&entry))
             })
-            .collect::<Result<_>>()?;
+            .collect_into_vec(&mut saved);
+        drop(old_tree);
         let tree = Tree {
-            nodes: nodes.into_iter().flatten().collect(),
+            nodes: saved
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Result<_>>()?,
         };
         self.store_tree(tree, old).map(Some)
     }
