@@ -316,10 +316,9 @@ mod tests {
         Ok((total, got))
     }
 
-    #[test]
-    fn for_each_chunk_cuts_like_stream_cdc() -> std::io::Result<()> {
-        let ch = Chunker::new(ChunkerParams::default(), 0x5eed_1234_abcd_0001);
-        let small = Chunker::new(
+    /// Small sizes, so that test data holds many cuts.
+    fn small_chunker() -> Chunker {
+        Chunker::new(
             ChunkerParams {
                 min_size: 4096,
                 avg_size: 16384,
@@ -327,7 +326,13 @@ mod tests {
                 normalization: 2,
             },
             7,
-        );
+        )
+    }
+
+    #[test]
+    fn for_each_chunk_cuts_like_stream_cdc() -> std::io::Result<()> {
+        let ch = Chunker::new(ChunkerParams::default(), 0x5eed_1234_abcd_0001);
+        let small = small_chunker();
         // fastcdc's smallest sizes: many cuts, in both mask regions and at the maximum.
         let tiny = Chunker::new(
             ChunkerParams {
@@ -366,15 +371,7 @@ mod tests {
             .num_threads(2)
             .build()
             .map_err(std::io::Error::other)?;
-        let small = Chunker::new(
-            ChunkerParams {
-                min_size: 4096,
-                avg_size: 16384,
-                max_size: 65536,
-                normalization: 2,
-            },
-            7,
-        );
+        let small = small_chunker();
         let ch = Chunker::new(ChunkerParams::default(), keys.chunker_seed);
         let mut buf = ChunkBuffer::default();
         for c in [&ch, &small] {
