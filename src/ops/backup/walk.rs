@@ -436,14 +436,23 @@ impl Walker<'_, '_> {
         let old_tree = self.load_parent(old);
         // Entries in parallel (rayon steals across folders too), each result written to its
         // slot in sorted order: a plain `collect` gathers lists of pieces and then copies them
-        // into one vector, twice the memory of a large folder's nodes at its peak.
+        // into one vector, twice the memory of a large folder's nodes at its peak. After an
+        // error (the repository failed) the rest of the folder is skipped, as `collect` did.
+        let failed = AtomicBool::new(false);
         let mut saved = Vec::new();
         entries
             .into_par_iter()
             .map(|(name, entry)| {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
                 let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
-                self.save_entry(&child, name, old_node, root_dev, Some(&entry))
+                let saved = self.save_entry(&child, name, old_node, root_dev, Some(&entry));
+                if saved.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                saved
             })
             .collect_into_vec(&mut saved);
         drop(old_tree);
