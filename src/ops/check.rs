@@ -205,15 +205,12 @@ pub fn check(
         // entered and not left, each with whether all below it was found intact so far.
         let mut steps = vec![Walk::Enter(snap.tree, String::from("/"), 0usize)];
         let mut open: Vec<(Id, bool)> = Vec::new();
-        // Damage makes the innermost open folder (and so all above it) not intact.
         let affected = |r: &mut CheckReport, open: &mut Vec<(Id, bool)>, path: String| {
             r.affected.push(Affected {
                 snapshot: sid.short(),
                 path,
             });
-            if let Some(folder) = open.last_mut() {
-                folder.1 = false;
-            }
+            not_intact(open);
         };
         while let Some(step) = steps.pop() {
             let (tree_id, path, depth) = match step {
@@ -221,8 +218,8 @@ pub fn check(
                     if let Some((id, whole)) = open.pop() {
                         if whole {
                             intact.insert(id);
-                        } else if let Some(parent) = open.last_mut() {
-                            parent.1 = false;
+                        } else {
+                            not_intact(&mut open);
                         }
                     }
                     continue;
@@ -276,9 +273,7 @@ pub fn check(
                                 sid.short(),
                                 child(node)
                             ));
-                            if let Some(folder) = open.last_mut() {
-                                folder.1 = false;
-                            }
+                            not_intact(&mut open);
                         }
                     },
                     NodeKind::File => {
@@ -309,6 +304,14 @@ pub fn check(
     r.damaged_packs = damaged.iter().map(Id::to_hex).collect();
     r.requests = repo.request_stats().since(&before);
     Ok(r)
+}
+
+/// Damage below the innermost open folder of the walk: it, and so every folder above it, is not
+/// intact.
+fn not_intact(open: &mut [(Id, bool)]) {
+    if let Some(folder) = open.last_mut() {
+        folder.1 = false;
+    }
 }
 
 /// A step of the snapshot walk in `check`.

@@ -448,11 +448,11 @@ impl Walker<'_, '_> {
                 }
                 let child = path.join(std::ffi::OsStr::from_bytes(&name));
                 let old_node = old_tree.as_ref().and_then(|t| t.find(&name));
-                let saved = self.save_entry(&child, name, old_node, root_dev, Some(&entry));
-                if saved.is_err() {
+                let node = self.save_entry(&child, name, old_node, root_dev, Some(&entry));
+                if node.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
-                saved
+                node
             })
             .collect_into_vec(&mut saved);
         drop(old_tree);
