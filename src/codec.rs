@@ -220,7 +220,7 @@ fn decompress_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), E
         .into());
     }
     out.clear();
-    out.reserve(declared as usize);
+    out.reserve_exact(declared as usize);
     let n = DECOMPRESSOR
         .with(|cell| {
             let mut slot = cell.borrow_mut();

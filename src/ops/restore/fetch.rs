@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::apply::{apply_metadata_to, create_file, written_once};
 use super::{Locations, Placements, Planned};
@@ -88,10 +90,32 @@ pub(crate) fn fetch_all(
     let next = AtomicUsize::new(0);
     let total = Mutex::new(Fetched::default());
     let errors = Mutex::new(Vec::<String>::new());
+    let fail = |e: Error| {
+        errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e.to_string())
+    };
     std::thread::scope(|s| {
+        // One run may wait for the writer (none measured 15% slower), and the writer sends used
+        // buffers back for reuse: at most fetch threads + 2 run buffers exist.
+        let (to_writer, runs) = bounded::<Run>(1);
+        let (recycle, used) = unbounded::<Vec<u8>>();
+        s.spawn(move || {
+            let mut files = FileCache::default();
+            for run in runs {
+                if let Err(e) = run.write(&mut files, batch.direct) {
+                    fail(e);
+                }
+                let _ = recycle.send(run.buf);
+            }
+        });
+        let (next, work, total) = (&next, &work, &total);
         for _ in 0..threads.min(work.len()).max(1) {
-            s.spawn(|| {
+            let writer = Some((to_writer.clone(), used.clone()));
+            s.spawn(move || {
                 let mut own = ThreadState::default();
+                own.gather.writer = writer;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((pack, blobs)) = work.get(i) else {
@@ -104,14 +128,15 @@ pub(crate) fn fetch_all(
                             t.bytes += f.bytes;
                             t.warnings.extend(f.warnings);
                         }
-                        Err(e) => errors
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(e.to_string()),
+                        Err(e) => fail(e),
                     }
+                }
+                if let Err(e) = own.gather.flush(&mut own.files, batch.direct) {
+                    fail(e);
                 }
             });
         }
+        drop(to_writer);
     });
     let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     if !errors.is_empty() {
@@ -211,9 +236,8 @@ fn fetch_pack(
                         done.warnings.push(e.to_string());
                     }
                 } else {
-                    let t = own.files.get(&path, batch.direct)?;
-                    write_sparse(&t.file, t.direct.as_ref(), plain, *offset, &mut own.bounce)
-                        .map_err(|e| Error::io(&path, e))?;
+                    own.gather
+                        .add(&mut own.files, batch.direct, &path, *offset, plain)?;
                 }
                 done.bytes += plain.len() as u64;
                 progress.add_bytes(plain.len() as u64);
@@ -227,7 +251,7 @@ fn fetch_pack(
 /// Write all of a new, empty file's content. All-zero blocks stay holes; when the last block is
 /// one, the file is extended to its length.
 fn write_whole(file: &File, data: &[u8]) -> std::io::Result<()> {
-    write_sparse(file, None, data, 0, &mut Bounce::default())?;
+    write_sparse(file, None, data, 0)?;
     if data.last() == Some(&0) {
         file.set_len(data.len() as u64)?;
     }
@@ -247,56 +271,163 @@ struct Target {
     direct: Option<File>,
 }
 
-/// A per-thread aligned copy of what goes out through `O_DIRECT` (decompressed chunks lie at
-/// any address and any file offset).
-#[derive(Default)]
-struct Bounce {
+/// Consecutive bytes of one file in a buffer whose first aligned byte stands for a block-aligned
+/// file offset, so that the aligned middle of what it holds can go out with `O_DIRECT` straight
+/// from it, without another copy.
+struct Run {
     buf: Vec<u8>,
+    /// `buf[skip]` is the first byte aligned to `BLOCK` in memory.
+    skip: usize,
+    path: PathBuf,
+    /// The file offset `buf[skip]` stands for, a multiple of `BLOCK`.
+    at: u64,
+    /// The bytes held are `buf[skip + lead..skip + end]`.
+    lead: usize,
+    end: usize,
 }
 
-impl Bounce {
-    const SIZE: usize = 2 << 20;
-
-    fn aligned(&mut self) -> &mut [u8] {
-        if self.buf.len() < Self::SIZE + BLOCK {
-            self.buf = vec![0; Self::SIZE + BLOCK];
+impl Run {
+    /// An empty run at `offset` of `path`, in `buf` if it is a used run buffer.
+    fn new(mut buf: Vec<u8>, path: &Path, offset: u64) -> Run {
+        if buf.len() != Gather::SIZE + BLOCK {
+            buf = vec![0; Gather::SIZE + BLOCK];
         }
-        let skip = self.buf.as_ptr().align_offset(BLOCK);
-        &mut self.buf[skip..skip + Self::SIZE]
+        let lead = (offset % BLOCK as u64) as usize;
+        Run {
+            skip: buf.as_ptr().align_offset(BLOCK).min(BLOCK),
+            buf,
+            path: path.to_path_buf(),
+            at: offset - lead as u64,
+            lead,
+            end: lead,
+        }
+    }
+
+    /// How many bytes at `offset` of `path` this run takes: they must follow what it holds.
+    fn room_for(&self, path: &Path, offset: u64) -> usize {
+        if self.path == path && self.at + self.end as u64 == offset {
+            Gather::SIZE - self.end
+        } else {
+            0
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let from = self.skip + self.end;
+        self.buf[from..from + data.len()].copy_from_slice(data);
+        self.end += data.len();
+    }
+
+    /// Write what is held; returns the bytes written directly.
+    fn write(&self, files: &mut FileCache, direct: bool) -> Result<usize> {
+        let t = files.get(&self.path, direct)?;
+        let held = &self.buf[self.skip + self.lead..self.skip + self.end];
+        write_sparse(&t.file, t.direct.as_ref(), held, self.at + self.lead as u64)
+            .map_err(|e| Error::io(&self.path, e))
     }
 }
 
-/// Write a run of bytes at `at`: through the page cache, or, given a direct descriptor, its
-/// aligned middle straight to the disk and only its unaligned ends (parts of the blocks shared
-/// with the neighbouring chunks) through the page cache. Returns the bytes written directly.
-fn write_run(
-    file: &File,
-    direct: Option<&File>,
-    run: &[u8],
-    at: u64,
-    bounce: &mut Bounce,
-) -> std::io::Result<usize> {
-    let Some(direct) = direct else {
+/// The chunks of a pack mostly follow each other in their file: a fetch thread gathers them
+/// into runs, so that they reach the file in one write instead of one or more per chunk, and
+/// hands each run to the writer thread, so that it goes on decompressing while the write waits
+/// for the disk (a direct write into a new file holds the file's lock until the disk is done).
+/// Without a writer (`Gather::default()`) runs are written on the spot.
+#[derive(Default)]
+struct Gather {
+    run: Option<Run>,
+    writer: Option<(Sender<Run>, Receiver<Vec<u8>>)>,
+}
+
+impl Gather {
+    /// The bytes a run holds at most, a multiple of `BLOCK`: 2 MiB restored the image 8% faster
+    /// than 1 MiB for 6 MiB more peak, and 4 MiB no faster for 13 MiB more.
+    const SIZE: usize = 2 << 20;
+
+    /// Hold `data`, bound for `path` at `offset`; a run it does not continue is handed on or
+    /// written first, and so is a full one (returns the bytes written directly, when written
+    /// here). All-zero data is skipped: the file was created at its full length.
+    fn add(
+        &mut self,
+        files: &mut FileCache,
+        direct: bool,
+        path: &Path,
+        mut offset: u64,
+        mut data: &[u8],
+    ) -> Result<usize> {
+        if is_zero(data) {
+            return Ok(0);
+        }
+        let mut direct_bytes = 0;
+        while !data.is_empty() {
+            match &mut self.run {
+                Some(run) if run.room_for(path, offset) > 0 => {
+                    let n = run.room_for(path, offset).min(data.len());
+                    run.push(&data[..n]);
+                    data = &data[n..];
+                    offset += n as u64;
+                }
+                _ => {
+                    let (written, buf) = self.flush(files, direct)?;
+                    direct_bytes += written;
+                    self.run = Some(Run::new(buf, path, offset));
+                }
+            }
+        }
+        Ok(direct_bytes)
+    }
+
+    /// Hand on or write the run held; returns the bytes written directly and a buffer for the
+    /// next run (a used one, when there is one).
+    fn flush(&mut self, files: &mut FileCache, direct: bool) -> Result<(usize, Vec<u8>)> {
+        let Some(run) = self.run.take() else {
+            return Ok((0, Vec::new()));
+        };
+        match &self.writer {
+            Some((to_writer, used)) => {
+                // The writer only stops when every sender is gone; a failed send means it
+                // panicked, and the restore then fails when the scope ends.
+                let _ = to_writer.send(run);
+                Ok((0, used.try_recv().unwrap_or_default()))
+            }
+            None => Ok((run.write(files, direct)?, run.buf)),
+        }
+    }
+}
+
+/// Whether every byte is zero (compared a block at a time, with memcmp).
+fn is_zero(data: &[u8]) -> bool {
+    data.chunks(BLOCK).all(|b| b == &ZEROS[..b.len()])
+}
+
+static ZEROS: [u8; BLOCK] = [0; BLOCK];
+
+/// Write a run of bytes at `at`: through the page cache, or, given a direct descriptor and a
+/// run that lies in memory aligned as in the file, its aligned middle straight to the disk in
+/// one write and only its unaligned ends (parts of the blocks shared with the neighbouring
+/// chunks) through the page cache. Returns the bytes written directly.
+fn write_run(file: &File, direct: Option<&File>, run: &[u8], at: u64) -> std::io::Result<usize> {
+    let head = ((BLOCK - (at as usize % BLOCK)) % BLOCK).min(run.len());
+    let body = (run.len() - head) / BLOCK * BLOCK;
+    let aligned = (run.as_ptr() as usize + head).is_multiple_of(BLOCK);
+    let Some(direct) = direct.filter(|_| aligned && body > 0) else {
         file.write_all_at(run, at)?;
         return Ok(0);
     };
-    let head = ((BLOCK - (at as usize % BLOCK)) % BLOCK).min(run.len());
-    let body = (run.len() - head) / BLOCK * BLOCK;
     file.write_all_at(&run[..head], at)?;
-    let (mut done, mut direct_bytes) = (head, 0);
-    while done < head + body {
-        let n = (head + body - done).min(Bounce::SIZE);
-        let buf = &mut bounce.aligned()[..n];
-        buf.copy_from_slice(&run[done..done + n]);
-        let pos = at + done as u64;
-        match direct.write_at(buf, pos) {
-            Ok(w) if w == n => direct_bytes += n,
-            // A short or refused direct write (a file system that takes O_DIRECT at open but
-            // not for this write): the page cache takes the piece instead.
-            Ok(_) | Err(_) => file.write_all_at(&run[done..done + n], pos)?,
+    let (middle, pos) = (&run[head..head + body], at + head as u64);
+    let direct_bytes = match direct.write_at(middle, pos) {
+        Ok(n) if n == body => n,
+        // A short or refused direct write (a file system that takes O_DIRECT at open but not
+        // for this write): the page cache takes the rest.
+        Ok(n) => {
+            file.write_all_at(&middle[n..], pos + n as u64)?;
+            n
         }
-        done += n;
-    }
+        Err(_) => {
+            file.write_all_at(middle, pos)?;
+            0
+        }
+    };
     file.write_all_at(&run[head + body..], at + (head + body) as u64)?;
     Ok(direct_bytes)
 }
@@ -308,10 +439,9 @@ fn write_sparse(
     direct: Option<&File>,
     data: &[u8],
     offset: u64,
-    bounce: &mut Bounce,
 ) -> std::io::Result<usize> {
-    // Compared against with memcmp, many bytes at a time; a byte-wise loop showed in profiles.
-    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    // Compared against ZEROS with memcmp, many bytes at a time; a byte-wise loop showed in
+    // profiles.
     let (mut pos, mut direct_bytes) = (0, 0);
     let mut run_start: Option<usize> = None;
     while pos < data.len() {
@@ -320,7 +450,7 @@ fn write_sparse(
         let zero = data[pos..end] == ZEROS[..end - pos];
         match (zero, run_start) {
             (true, Some(s)) => {
-                direct_bytes += write_run(file, direct, &data[s..pos], offset + s as u64, bounce)?;
+                direct_bytes += write_run(file, direct, &data[s..pos], offset + s as u64)?;
                 run_start = None;
             }
             (false, None) => run_start = Some(pos),
@@ -329,7 +459,7 @@ fn write_sparse(
         pos = end;
     }
     if let Some(s) = run_start {
-        direct_bytes += write_run(file, direct, &data[s..], offset + s as u64, bounce)?;
+        direct_bytes += write_run(file, direct, &data[s..], offset + s as u64)?;
     }
     Ok(direct_bytes)
 }
@@ -344,7 +474,7 @@ struct ThreadState {
     files: FileCache,
     /// Decompressed chunks (`Codec::open_in_place`).
     scratch: Vec<u8>,
-    bounce: Bounce,
+    gather: Gather,
 }
 
 #[derive(Default)]
@@ -394,18 +524,19 @@ mod tests {
         let path = dir.path().join("f");
         let file = File::create(&path).unwrap();
         file.set_len(offset + data.len() as u64).unwrap();
-        write_sparse(&file, None, &data, offset, &mut Bounce::default()).unwrap();
+        write_sparse(&file, None, &data, offset).unwrap();
         let back = std::fs::read(&path).unwrap();
         assert!(back[..offset as usize].iter().all(|&b| b == 0));
         assert_eq!(&back[offset as usize..], &data[..]);
     }
 
-    /// Chunks at unaligned offsets, written out of order, partly through `O_DIRECT`: the file
-    /// holds every byte, the blocks the chunks share included, and zero blocks stay holes.
+    /// Chunks at unaligned offsets, some following each other and some out of order, one larger
+    /// than the gather buffer, partly through `O_DIRECT`: the file holds every byte, the blocks
+    /// the chunks share included, and zero blocks stay holes.
     #[test]
-    fn direct_writes_keep_every_byte() {
+    fn gathered_direct_writes_keep_every_byte() {
         let mut x = 0x1234_5678_9abc_def1u64;
-        let mut data: Vec<u8> = (0..3_000_000)
+        let mut data: Vec<u8> = (0..9_000_000)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -415,7 +546,8 @@ mod tests {
             .collect();
         data[1_000_000..1_400_000].fill(0);
         let cuts = [
-            0, 1, 4095, 70_001, 1_000_003, 1_300_000, 2_500_000, 2_999_999, 3_000_000,
+            0, 1, 4095, 70_001, 1_000_003, 1_300_000, 2_500_000, 2_999_999, 3_000_000, 8_000_000,
+            9_000_000,
         ];
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = dir.path().join("f");
@@ -424,20 +556,46 @@ mod tests {
             .set_len(data.len() as u64)
             .unwrap();
         let mut files = FileCache::default();
-        let t = files.get(&path, true).unwrap();
         assert!(
-            t.direct.is_some(),
+            files.get(&path, true).unwrap().direct.is_some(),
             "the build directory's file system refused O_DIRECT"
         );
-        let (mut bounce, mut direct) = (Bounce::default(), 0);
-        for w in cuts.windows(2).rev() {
+        // The first five pieces in order (gathered), the rest backwards (each written alone).
+        let pieces: Vec<_> = cuts.windows(2).collect();
+        let (ahead, behind) = pieces.split_at(5);
+        let (mut gather, mut direct) = (Gather::default(), 0);
+        for w in ahead.iter().chain(behind.iter().rev()) {
             let piece = &data[w[0]..w[1]];
-            direct +=
-                write_sparse(&t.file, t.direct.as_ref(), piece, w[0] as u64, &mut bounce).unwrap();
+            direct += gather
+                .add(&mut files, true, &path, w[0] as u64, piece)
+                .unwrap();
         }
-        assert!(direct > 2_000_000, "only {direct} bytes went direct");
+        direct += gather.flush(&mut files, true).unwrap().0;
+        assert!(direct > 8_000_000, "only {direct} bytes went direct");
         assert!(std::fs::read(&path).unwrap() == data);
         let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).unwrap());
-        assert!(allocated * 512 < 2_700_000, "the zero blocks were written");
+        assert!(allocated * 512 < 8_700_000, "the zero blocks were written");
+    }
+
+    /// The aligned middle of a run that lies in memory aligned as in the file goes out direct;
+    /// a misaligned one goes through the page cache.
+    #[test]
+    fn only_aligned_runs_go_direct() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("f");
+        File::create(&path).unwrap().set_len(1 << 20).unwrap();
+        let mut files = FileCache::default();
+        let mut run = Run::new(Vec::new(), &path, 100);
+        run.push(&[5; 300_000]);
+        assert_eq!(
+            run.write(&mut files, true).unwrap(),
+            (300_100 / BLOCK - 1) * BLOCK
+        );
+        let t = files.get(&path, true).unwrap();
+        let held = &run.buf[run.skip + run.lead..run.skip + run.end];
+        let misaligned = write_run(&t.file, t.direct.as_ref(), held, 101).unwrap();
+        assert_eq!(misaligned, 0);
+        let back = std::fs::read(&path).unwrap();
+        assert!(back[101..300_101].iter().all(|&b| b == 5));
     }
 }
