@@ -72,26 +72,46 @@ impl Scan {
         gear_ls: &[u64],
     ) -> Option<usize> {
         let mask_ls = mask << 1;
+        // After 32 pairs of zero bytes the hash is `zero` whatever came before, and another
+        // pair of zeros leaves it there. Unless one of the two tests matches it, no cut can
+        // fall among zeros once the hash is `zero`, so the scan jumps over them: disk images
+        // hold hundreds of megabytes of zeros. The cuts stay those of the byte-wise scan.
+        let zero = 0u64.wrapping_sub(gear[0]);
+        let skip = (zero << 2).wrapping_add(gear_ls[0]) & mask_ls != 0 && zero & mask != 0;
         // Locals, so the hot loop keeps them in registers.
         let (mut i, mut hash) = (self.pair, self.hash);
         let mut cut = None;
-        while i < end {
-            let a = 2 * i;
-            hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
-            if hash & mask_ls == 0 {
-                cut = Some(a);
-                break;
+        'scan: while i < end {
+            let stop = end.min(i + 32);
+            while i < stop {
+                let a = 2 * i;
+                hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
+                if hash & mask_ls == 0 {
+                    cut = Some(a);
+                    break 'scan;
+                }
+                hash = hash.wrapping_add(gear[src[a + 1] as usize]);
+                if hash & mask == 0 {
+                    cut = Some(a + 1);
+                    break 'scan;
+                }
+                i += 1;
             }
-            hash = hash.wrapping_add(gear[src[a + 1] as usize]);
-            if hash & mask == 0 {
-                cut = Some(a + 1);
-                break;
+            if skip && hash == zero {
+                i += zero_pairs(&src[2 * i..2 * end]);
             }
-            i += 1;
         }
         (self.pair, self.hash) = (i, hash);
         cut
     }
+}
+
+/// How many pairs of zero bytes `bytes` starts with.
+fn zero_pairs(bytes: &[u8]) -> usize {
+    let (blocks, _) = bytes.as_chunks::<32>();
+    let whole = blocks.iter().take_while(|b| **b == [0; 32]).count() * 32;
+    let more = bytes[whole..].iter().take_while(|&&b| b == 0).count();
+    (whole + more) / 2
 }
 
 fn level(n: u8) -> Normalization {
@@ -327,6 +347,55 @@ mod tests {
             },
             7,
         )
+    }
+
+    /// Runs of zeros of many lengths between random bytes: the scan's jump over zeros must cut
+    /// exactly where `StreamCDC` does, with seeds whose zero hash matches a mask (no jump) and
+    /// seeds whose does not.
+    #[test]
+    fn zero_runs_cut_like_stream_cdc() -> std::io::Result<()> {
+        let noise = data(3 << 20, 11); // random bytes from 2 MiB on
+        let mut d = Vec::new();
+        let zero_runs = [1, 2, 63, 64, 65, 66, 127, 1000, 5001, 70_000, 300_001];
+        for (k, zeros) in zero_runs.into_iter().enumerate() {
+            let from = (2 << 20) + k * 4099;
+            d.extend_from_slice(&noise[from..from + 997 * k + 13]);
+            d.resize(d.len() + zeros, 0);
+        }
+        let (mut jumping, mut not_jumping) = (0, 0);
+        let mut buf = ChunkBuffer::default();
+        for k in 0..48u64 {
+            let seed = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let c = Chunker::new(
+                ChunkerParams {
+                    min_size: 64,
+                    avg_size: 256,
+                    max_size: 8192,
+                    normalization: 3,
+                },
+                seed,
+            );
+            let zero = 0u64.wrapping_sub(c.gear[0]);
+            let jumps = [c.mask_s, c.mask_l]
+                .iter()
+                .all(|&m| zero & m != 0 && (zero << 1) & (m << 1) != 0);
+            if jumps {
+                jumping += 1;
+            } else {
+                not_jumping += 1;
+            }
+            let want: Vec<Vec<u8>> = c.chunks(&d[..]).collect::<std::io::Result<_>>()?;
+            assert!(collect(&c, &d[..], &mut buf)?.1 == want, "seed {seed}");
+            assert!(
+                collect(&c, Dribble(&d, 0), &mut buf)?.1 == want,
+                "seed {seed}, dribbled"
+            );
+        }
+        assert!(
+            jumping > 0 && not_jumping > 0,
+            "{jumping} seeds jump, {not_jumping} do not"
+        );
+        Ok(())
     }
 
     #[test]
