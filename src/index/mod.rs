@@ -512,6 +512,11 @@ impl<'a> IngestBatch<'a> {
         let ord = u32::try_from(self.names.len())
             .map_err(|_| Error::Index("too many index objects in one batch".into()))?;
         self.names.push(name.to_string());
+        // Grown by what comes, not doubled: a doubled run held up to twice its entries, and
+        // both buffers while it moved (prune's rebuild of a /usr repository: 11 MiB for 5.6).
+        let coming: usize = obj.packs.iter().map(|p| p.entries.len()).sum();
+        let room = self.run_entries - self.run.len().min(self.run_entries);
+        self.run.reserve_exact(coming.min(room));
         for p in &obj.packs {
             for e in &p.entries {
                 self.run.push(Rec {
