@@ -471,6 +471,7 @@ pub(crate) fn rel(target: &Path, snapshot_path: &Path) -> std::path::PathBuf {
 /// What each fetch thread keeps for the whole restore.
 #[derive(Default)]
 struct ThreadState {
+    /// Where runs are written when there is no writer thread (`Gather::default()`).
     files: FileCache,
     /// Decompressed chunks (`Codec::open_in_place`).
     scratch: Vec<u8>,
