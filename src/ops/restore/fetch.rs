@@ -101,21 +101,15 @@ pub(crate) fn fetch_all(
         // buffers back for reuse: at most fetch threads + 2 run buffers exist.
         let (to_writer, runs) = bounded::<Run>(1);
         let (recycle, used) = unbounded::<Vec<u8>>();
-        s.spawn(move || {
-            let mut files = FileCache::default();
-            for run in runs {
-                if let Err(e) = run.write(&mut files, batch.direct) {
-                    fail(e);
-                }
-                let _ = recycle.send(run.buf);
-            }
-        });
+        s.spawn(move || write_runs(runs, recycle, batch.direct, fail));
         let (next, work, total) = (&next, &work, &total);
         for _ in 0..threads.min(work.len()).max(1) {
-            let writer = Some((to_writer.clone(), used.clone()));
+            let gather = Gather::new(to_writer.clone(), used.clone());
             s.spawn(move || {
-                let mut own = ThreadState::default();
-                own.gather.writer = writer;
+                let mut own = ThreadState {
+                    scratch: Vec::new(),
+                    gather,
+                };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((pack, blobs)) = work.get(i) else {
@@ -131,9 +125,7 @@ pub(crate) fn fetch_all(
                         Err(e) => fail(e),
                     }
                 }
-                if let Err(e) = own.gather.flush(&mut own.files, batch.direct) {
-                    fail(e);
-                }
+                own.gather.flush();
             });
         }
         drop(to_writer);
@@ -236,8 +228,7 @@ fn fetch_pack(
                         done.warnings.push(e.to_string());
                     }
                 } else {
-                    own.gather
-                        .add(&mut own.files, batch.direct, &path, *offset, plain)?;
+                    own.gather.add(&path, *offset, plain);
                 }
                 done.bytes += plain.len() as u64;
                 progress.add_bytes(plain.len() as u64);
@@ -327,15 +318,35 @@ impl Run {
     }
 }
 
+/// The writer thread of a restore: writes every run it receives (see `Gather`) and sends its
+/// buffer back for reuse; returns the bytes it wrote directly.
+fn write_runs(
+    runs: Receiver<Run>,
+    recycle: Sender<Vec<u8>>,
+    direct: bool,
+    fail: impl Fn(Error),
+) -> usize {
+    let (mut files, mut direct_bytes) = (FileCache::default(), 0);
+    for run in runs {
+        match run.write(&mut files, direct) {
+            Ok(n) => direct_bytes += n,
+            Err(e) => fail(e),
+        }
+        let _ = recycle.send(run.buf);
+    }
+    direct_bytes
+}
+
 /// The chunks of a pack mostly follow each other in their file: a fetch thread gathers them
 /// into runs, so that they reach the file in one write instead of one or more per chunk, and
-/// hands each run to the writer thread, so that it goes on decompressing while the write waits
-/// for the disk (a direct write into a new file holds the file's lock until the disk is done).
-/// Without a writer (`Gather::default()`) runs are written on the spot.
-#[derive(Default)]
+/// hands each run to the writer thread (`write_runs`), so that it goes on decompressing while
+/// the write waits for the disk (a direct write into a new file holds the file's lock until
+/// the disk is done).
 struct Gather {
     run: Option<Run>,
-    writer: Option<(Sender<Run>, Receiver<Vec<u8>>)>,
+    to_writer: Sender<Run>,
+    /// Buffers of written runs, back from the writer.
+    used: Receiver<Vec<u8>>,
 }
 
 impl Gather {
@@ -343,54 +354,47 @@ impl Gather {
     /// than 1 MiB for 6 MiB more peak, and 4 MiB no faster for 13 MiB more.
     const SIZE: usize = 2 << 20;
 
-    /// Hold `data`, bound for `path` at `offset`; a run it does not continue is handed on or
-    /// written first, and so is a full one (returns the bytes written directly, when written
-    /// here). All-zero data is skipped: the file was created at its full length.
-    fn add(
-        &mut self,
-        files: &mut FileCache,
-        direct: bool,
-        path: &Path,
-        mut offset: u64,
-        mut data: &[u8],
-    ) -> Result<usize> {
-        if is_zero(data) {
-            return Ok(0);
+    fn new(to_writer: Sender<Run>, used: Receiver<Vec<u8>>) -> Self {
+        Gather {
+            run: None,
+            to_writer,
+            used,
         }
-        let mut direct_bytes = 0;
+    }
+
+    /// Hold `data`, bound for `path` at `offset`; a run it does not continue is handed on
+    /// first, and so is a full one. All-zero data is skipped: the file was created at its full
+    /// length.
+    fn add(&mut self, path: &Path, mut offset: u64, mut data: &[u8]) {
+        if is_zero(data) {
+            return;
+        }
         while !data.is_empty() {
+            let room = self.run.as_ref().map_or(0, |r| r.room_for(path, offset));
             match &mut self.run {
-                Some(run) if run.room_for(path, offset) > 0 => {
-                    let n = run.room_for(path, offset).min(data.len());
+                Some(run) if room > 0 => {
+                    let n = room.min(data.len());
                     run.push(&data[..n]);
                     data = &data[n..];
                     offset += n as u64;
                 }
                 _ => {
-                    let (written, buf) = self.flush(files, direct)?;
-                    direct_bytes += written;
+                    let buf = self.flush();
                     self.run = Some(Run::new(buf, path, offset));
                 }
             }
         }
-        Ok(direct_bytes)
     }
 
-    /// Hand on or write the run held; returns the bytes written directly and a buffer for the
-    /// next run (a used one, when there is one).
-    fn flush(&mut self, files: &mut FileCache, direct: bool) -> Result<(usize, Vec<u8>)> {
-        let Some(run) = self.run.take() else {
-            return Ok((0, Vec::new()));
-        };
-        match &self.writer {
-            Some((to_writer, used)) => {
-                // The writer only stops when every sender is gone; a failed send means it
-                // panicked, and the restore then fails when the scope ends.
-                let _ = to_writer.send(run);
-                Ok((0, used.try_recv().unwrap_or_default()))
-            }
-            None => Ok((run.write(files, direct)?, run.buf)),
+    /// Hand the run held to the writer; returns a buffer for the next run (a used one, when
+    /// there is one).
+    fn flush(&mut self) -> Vec<u8> {
+        if let Some(run) = self.run.take() {
+            // The writer only stops when every sender is gone; a failed send means it
+            // panicked, and the restore then fails when the scope ends.
+            let _ = self.to_writer.send(run);
         }
+        self.used.try_recv().unwrap_or_default()
     }
 }
 
@@ -469,10 +473,7 @@ pub(crate) fn rel(target: &Path, snapshot_path: &Path) -> std::path::PathBuf {
 }
 
 /// What each fetch thread keeps for the whole restore.
-#[derive(Default)]
 struct ThreadState {
-    /// Where runs are written when there is no writer thread (`Gather::default()`).
-    files: FileCache,
     /// Decompressed chunks (`Codec::open_in_place`).
     scratch: Vec<u8>,
     gather: Gather,
@@ -556,22 +557,29 @@ mod tests {
             .unwrap()
             .set_len(data.len() as u64)
             .unwrap();
-        let mut files = FileCache::default();
         assert!(
-            files.get(&path, true).unwrap().direct.is_some(),
+            FileCache::default()
+                .get(&path, true)
+                .unwrap()
+                .direct
+                .is_some(),
             "the build directory's file system refused O_DIRECT"
         );
+        let (to_writer, runs) = bounded::<Run>(1);
+        let (recycle, used) = unbounded::<Vec<u8>>();
+        let writer = std::thread::spawn(move || {
+            write_runs(runs, recycle, true, |e| panic!("write failed: {e}"))
+        });
         // The first five pieces in order (gathered), the rest backwards (each written alone).
         let pieces: Vec<_> = cuts.windows(2).collect();
         let (ahead, behind) = pieces.split_at(5);
-        let (mut gather, mut direct) = (Gather::default(), 0);
+        let mut gather = Gather::new(to_writer, used);
         for w in ahead.iter().chain(behind.iter().rev()) {
-            let piece = &data[w[0]..w[1]];
-            direct += gather
-                .add(&mut files, true, &path, w[0] as u64, piece)
-                .unwrap();
+            gather.add(&path, w[0] as u64, &data[w[0]..w[1]]);
         }
-        direct += gather.flush(&mut files, true).unwrap().0;
+        gather.flush();
+        drop(gather);
+        let direct = writer.join().unwrap();
         assert!(direct > 8_000_000, "only {direct} bytes went direct");
         assert!(std::fs::read(&path).unwrap() == data);
         let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).unwrap());
