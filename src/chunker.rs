@@ -1,7 +1,6 @@
 //! Content-defined chunking (format-spec §3.4): fastcdc v2020 with the gear table seeded from the
 //! repository key, so chunk boundaries (and sizes) reveal nothing about the contents to others.
 
-use std::borrow::Cow;
 use std::io::{ErrorKind, Read};
 
 use fastcdc::v2020::{get_gear_with_seed, select_masks, Normalization, StreamCDC};
@@ -13,13 +12,16 @@ use crate::format::config::ChunkerParams;
 /// chunk: a small block keeps that copy small, a large one saves read calls.
 const READ_BLOCK: usize = 256 << 10;
 
+/// A gear table: one value per byte value.
+type Gear = [u64; 256];
+
 #[derive(Clone, Debug)]
 pub struct Chunker {
     params: ChunkerParams,
     seed: u64,
     /// The seeded gear tables and masks, computed once instead of once per file.
-    gear: Cow<'static, [u64]>,
-    gear_ls: Cow<'static, [u64]>,
+    gear: Gear,
+    gear_ls: Gear,
     mask_s: u64,
     mask_l: u64,
 }
@@ -68,8 +70,8 @@ impl Scan {
         src: &[u8],
         end: usize,
         mask: u64,
-        gear: &[u64],
-        gear_ls: &[u64],
+        gear: &Gear,
+        gear_ls: &Gear,
     ) -> Option<usize> {
         let mask_ls = mask << 1;
         // After 32 pairs of zero bytes the hash is `zero` whatever came before, and another
@@ -83,16 +85,17 @@ impl Scan {
         let mut cut = None;
         'scan: while i < end {
             let stop = end.min(i + 32);
-            while i < stop {
-                let a = 2 * i;
-                hash = (hash << 2).wrapping_add(gear_ls[src[a] as usize]);
+            // Whole pairs and 256-entry tables: the hot loop indexes without bounds checks.
+            let (pairs, _) = src[2 * i..2 * stop].as_chunks::<2>();
+            for &[first, second] in pairs {
+                hash = (hash << 2).wrapping_add(gear_ls[first as usize]);
                 if hash & mask_ls == 0 {
-                    cut = Some(a);
+                    cut = Some(2 * i);
                     break 'scan;
                 }
-                hash = hash.wrapping_add(gear[src[a + 1] as usize]);
+                hash = hash.wrapping_add(gear[second as usize]);
                 if hash & mask == 0 {
-                    cut = Some(a + 1);
+                    cut = Some(2 * i + 1);
                     break 'scan;
                 }
                 i += 1;
@@ -127,6 +130,9 @@ impl Chunker {
     /// `params` must have passed `ChunkerParams::validate`.
     pub fn new(params: ChunkerParams, seed: u64) -> Self {
         let (gear, gear_ls) = get_gear_with_seed(seed);
+        // fastcdc's tables have one entry per byte value.
+        let table = |t: &[u64]| std::array::from_fn(|b| t.get(b).copied().unwrap_or_default());
+        let (gear, gear_ls) = (table(&gear), table(&gear_ls));
         let (mask_s, mask_l) = select_masks(params.avg_size as usize, level(params.normalization));
         Chunker {
             params,
