@@ -74,11 +74,12 @@ impl BlobLocation {
 
 /// redb's page cache for the index. redb's default (1 GiB) would let a long walk over a large
 /// index (prune, check) grow the process by the size of the index file; a bounded cache keeps
-/// memory flat as the repository grows, and the OS page cache still holds the hot pages. More
-/// than 16 MiB does not pay: lookups are random, and on a 10 M-blob index (1.1 GB) a 64 MiB
-/// cache looked up no faster (8–13 µs either way on the loaded bench machine) but added
-/// 40–70 MB to a backup's peak RSS (benches/RESULTS.md, "Scale").
-const CACHE_BYTES: usize = 16 << 20;
+/// memory flat as the repository grows, and the OS page cache still holds the hot pages. A
+/// larger cache does not pay: lookups are random. On a 10 M-blob index, 64 MiB looked up no
+/// faster than 16 MiB (8–13 µs), and 4 MiB no slower than 16 MiB (5.7–7.5 against 6.9–7.6 µs,
+/// alternating), for 13 MB less peak RSS; the first backup of /usr peaked 7 MB lower
+/// (benches/RESULTS.md, "Scale" and session 10).
+const CACHE_BYTES: usize = 4 << 20;
 
 fn create_db(path: &Path) -> Result<Database, redb::DatabaseError> {
     redb::Builder::new()
