@@ -358,9 +358,11 @@ fn check_pack(
         c.damaged = !header_agrees(header, entries, &name, &mut c.errors);
         return c;
     }
-    let (mut verified, mut bad) = (0u64, Vec::new());
-    let mut verify = |e: &PackEntry, sealed: Option<&[u8]>| -> Result<()> {
-        if sealed.is_some_and(|s| repo.codec().open(e.kind, &e.id, s).is_ok()) {
+    let (mut verified, mut bad, mut scratch) = (0u64, Vec::new(), Vec::new());
+    // Opened where they lie in the read, after it was hashed: no copy per blob.
+    let mut verify = |e: &PackEntry, sealed: Option<&mut [u8]>| -> Result<()> {
+        let opened = sealed.map(|s| repo.codec().open_in_place(e.kind, &e.id, s, &mut scratch));
+        if opened.is_some_and(|o| o.is_ok()) {
             verified += 1;
         } else {
             bad.push(e.id);
@@ -380,18 +382,26 @@ fn check_pack(
         // One request per pack: the header comes with the rest.
         repo.backend()
             .get(Kind::Pack, &name)
-            .map(|bytes| {
+            .map(|mut bytes| {
+                let hash = Id::of_object(&bytes);
                 let header = pack::read_entries(&bytes, &repo.codec().keys().meta);
                 if header_agrees(header, entries, &name, &mut c.errors) {
-                    for e in entries {
+                    let mut lent_to = 0;
+                    let mut sorted: Vec<&PackEntry> = entries.iter().collect();
+                    sorted.sort_by_key(|e| e.offset);
+                    for e in sorted {
                         let at = e.offset as usize;
-                        // Never fails: damage is recorded, not returned.
-                        let _ = verify(e, bytes.get(at..at.saturating_add(e.length as usize)));
+                        let end = at.saturating_add(e.length as usize);
+                        // Never fails: damage is recorded, not returned. Entries that overlap
+                        // an earlier one (opened in place already) are damaged.
+                        let sealed = bytes.get_mut(at..end).filter(|_| at >= lent_to);
+                        lent_to = lent_to.max(end);
+                        let _ = verify(e, sealed);
                     }
                 } else {
                     c.damaged = true;
                 }
-                Id::of_object(&bytes)
+                hash
             })
             .map_err(crate::error::Error::from)
     };

@@ -14,7 +14,8 @@ use crate::repo::Repository;
 pub(crate) const PIECE: u64 = 4 << 20;
 
 /// Read the pack `name` of `size` bytes front to back in pieces, hand each of `entries` its
-/// bytes (None when they lie outside the pack or overlap an earlier entry) and return the
+/// bytes (None when they lie outside the pack or overlap an earlier entry), hashed already and
+/// the caller's to change (a blob may be opened where it lies), and return the
 /// pack's name hash. Holds one read at a time: a piece, or one blob if it is larger. The
 /// pieces after the last entry are only hashed. An error from `each` stops the read.
 pub(crate) fn read_in_pieces<F>(
@@ -25,7 +26,7 @@ pub(crate) fn read_in_pieces<F>(
     mut each: F,
 ) -> Result<Id>
 where
-    F: FnMut(&PackEntry, Option<&[u8]>) -> Result<()>,
+    F: FnMut(&PackEntry, Option<&mut [u8]>) -> Result<()>,
 {
     let mut sorted: Vec<&PackEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| e.offset);
@@ -33,13 +34,16 @@ where
     // `buf` holds the pack's bytes from offset `base`; every byte before `hashed_to` has been
     // hashed, once and in order.
     let (mut buf, mut base, mut hashed_to) = (Vec::new(), 0u64, 0u64);
+    // Where the last entry handed out ended: its bytes may have been changed.
+    let mut lent_to = 0u64;
     for e in sorted {
         let start = u64::from(e.offset);
         let end = start + u64::from(e.length);
-        if end > size || start < base {
+        if end > size || start < lent_to {
             each(e, None)?;
             continue;
         }
+        lent_to = end;
         if end > base + buf.len() as u64 {
             // A new read from this entry on (from the first byte not hashed yet, should there be
             // a gap). The entry's start, when the last read already held it, is read again
@@ -53,7 +57,10 @@ where
             hasher.update(buf.get((hashed_to - from) as usize..).unwrap_or_default());
             (base, hashed_to) = (from, to);
         }
-        each(e, buf.get((start - base) as usize..(end - base) as usize))?;
+        each(
+            e,
+            buf.get_mut((start - base) as usize..(end - base) as usize),
+        )?;
     }
     // The header and trailer after the last blob are only hashed.
     drop(buf);

@@ -107,3 +107,52 @@ fn wrong_secret_key_is_refused() {
         "{stderr}"
     );
 }
+
+/// Over S3 a pack is read with one request and its blobs opened where they lie in it: a
+/// flipped byte is still found, in the right pack, after the pack's name hash was taken.
+#[test]
+fn flipped_byte_in_an_s3_pack_is_found() {
+    let env = Env::new();
+    let server = s3_server::start();
+    let bucket = server.bucket("flip");
+    run_ok(
+        s3_env(&env, &bucket),
+        &["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"],
+    );
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big"), pseudo_random(33, 3 << 20)).unwrap();
+    run_ok(s3_env(&env, &bucket), &["backup", src.to_str().unwrap()]);
+    run_ok(s3_env(&env, &bucket), &["check", "--read-data"]);
+
+    // The largest object in the bucket is the data pack.
+    let mut objects = Vec::new();
+    let mut dirs = vec![server.root.join(&bucket)];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                objects.push((fs::metadata(&p).unwrap().len(), p));
+            }
+        }
+    }
+    let (_, pack) = objects.into_iter().max().unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[1 << 20] ^= 0x04;
+    fs::write(&pack, &bytes).unwrap();
+
+    let out = s3_env(&env, &bucket)
+        .args(["check", "--read-data", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name = pack.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(report["damaged_packs"][0], name.as_str(), "{report}");
+    assert!(
+        report["errors"].to_string().contains("is damaged"),
+        "the blob that holds the byte is named: {report}"
+    );
+}

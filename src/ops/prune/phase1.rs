@@ -195,7 +195,7 @@ fn repack(
         };
         let hash = if repo.backend().cheap_ranges() {
             // A local disk: a piece and a blob in memory at a time, not the pack.
-            read_in_pieces(repo, &name, c.size, &live, &mut copy)?
+            read_in_pieces(repo, &name, c.size, &live, |e, s| copy(e, s.map(|s| &*s)))?
         } else {
             // One request per pack (every request is billed). The name is checked first, so
             // a damaged pack is not copied from at all.
