@@ -14,7 +14,7 @@ use crate::format::pack::{self, PackEntry, TRAILER_LEN};
 use crate::format::tree::{NodeKind, MAX_TREE_DEPTH};
 use crate::id::{BlobKind, Id};
 use crate::progress::Progress;
-use crate::repo::pieces::read_in_pieces;
+use crate::repo::pieces::{lend_whole, read_in_pieces};
 use crate::repo::Repository;
 
 #[derive(Clone, Debug, Default)]
@@ -386,18 +386,8 @@ fn check_pack(
                 let hash = Id::of_object(&bytes);
                 let header = pack::read_entries(&bytes, &repo.codec().keys().meta);
                 if header_agrees(header, entries, &name, &mut c.errors) {
-                    let mut lent_to = 0;
-                    let mut sorted: Vec<&PackEntry> = entries.iter().collect();
-                    sorted.sort_by_key(|e| e.offset);
-                    for e in sorted {
-                        let at = e.offset as usize;
-                        let end = at.saturating_add(e.length as usize);
-                        // Never fails: damage is recorded, not returned. Entries that overlap
-                        // an earlier one (opened in place already) are damaged.
-                        let sealed = bytes.get_mut(at..end).filter(|_| at >= lent_to);
-                        lent_to = lent_to.max(end);
-                        let _ = verify(e, sealed);
-                    }
+                    // Never fails: damage is recorded, not returned.
+                    let _ = lend_whole(&mut bytes, entries, &mut verify);
                 } else {
                     c.damaged = true;
                 }
