@@ -61,9 +61,21 @@ struct Scan {
     hash: u64,
 }
 
+/// Pairs each of the two hash chains of `Scan::run_two` covers per round.
+const SPAN: usize = 4096;
+
+/// After 32 pairs the hash no longer depends on anything before them: each pair shifts it left
+/// by two bits.
+const MEMORY: usize = 32;
+
 impl Scan {
     /// Test pairs up to `end` (exclusive) as `cut_gear` does: `mask` after a pair's second
     /// byte, `mask << 1` after its first. Returns the cut, if one is found.
+    ///
+    /// The hash is one long dependency chain, so a single scan leaves most of the core idle.
+    /// Since the hash at a pair depends only on the 32 pairs before it, the scan runs two
+    /// chains at once, over two adjacent stretches, the second started 32 pairs early: the
+    /// same hashes, twice as many per cycle.
     #[inline(always)]
     fn run(
         &mut self,
@@ -73,39 +85,148 @@ impl Scan {
         gear: &Gear,
         gear_ls: &Gear,
     ) -> Option<usize> {
-        let mask_ls = mask << 1;
-        // After 32 pairs of zero bytes the hash is `zero` whatever came before, and another
-        // pair of zeros leaves it there. Unless one of the two tests matches it, no cut can
-        // fall among zeros once the hash is `zero`, so the scan jumps over them: disk images
-        // hold hundreds of megabytes of zeros. The cuts stay those of the byte-wise scan.
-        let zero = 0u64.wrapping_sub(gear[0]);
-        let skip = (zero << 2).wrapping_add(gear_ls[0]) & mask_ls != 0 && zero & mask != 0;
+        let t = Tables::new(mask, gear, gear_ls);
+        while end.saturating_sub(self.pair) >= 2 * SPAN {
+            let round_end = self.pair + 2 * SPAN;
+            match self.run_two(src, &t) {
+                Two::Cut(cut) => return Some(cut),
+                Two::Passed => {}
+                Two::Zeros => {
+                    if let Some(cut) = self.run_one(src, round_end, &t) {
+                        return Some(cut);
+                    }
+                }
+            }
+        }
+        self.run_one(src, end, &t)
+    }
+
+    /// One round over pairs `pair .. pair + 2 * SPAN`: chain `a` over the first half, chain
+    /// `b` over the second. A cut of `a` comes first; one of `b` only counts once `a` has none.
+    #[inline(always)]
+    fn run_two(&mut self, src: &[u8], t: &Tables) -> Two {
+        let (a0, b0) = (self.pair, self.pair + SPAN);
+        let mut hb = t.hash_before(src, b0);
+        let (pairs_a, _) = src[2 * a0..2 * b0].as_chunks::<2>();
+        let (pairs_b, _) = src[2 * b0..2 * (b0 + SPAN)].as_chunks::<2>();
+        let mut ha = self.hash;
+        let mut i = 0;
+        for (block_a, block_b) in pairs_a
+            .chunks_exact(MEMORY)
+            .zip(pairs_b.chunks_exact(MEMORY))
+        {
+            for (&[a1, a2], &[b1, b2]) in block_a.iter().zip(block_b) {
+                ha = (ha << 2).wrapping_add(t.gear_ls[a1 as usize]);
+                hb = (hb << 2).wrapping_add(t.gear_ls[b1 as usize]);
+                if ha & t.mask_ls == 0 {
+                    return Two::Cut(2 * (a0 + i));
+                }
+                ha = ha.wrapping_add(t.gear[a2 as usize]);
+                if ha & t.mask == 0 {
+                    return Two::Cut(2 * (a0 + i) + 1);
+                }
+                let b_cut = if hb & t.mask_ls == 0 {
+                    Some(2 * (b0 + i))
+                } else {
+                    hb = hb.wrapping_add(t.gear[b2 as usize]);
+                    (hb & t.mask == 0).then_some(2 * (b0 + i) + 1)
+                };
+                i += 1;
+                if let Some(b_cut) = b_cut {
+                    // The rest of `a`'s stretch may still hold an earlier cut.
+                    (self.pair, self.hash) = (a0 + i, ha);
+                    return Two::Cut(self.run_one(src, b0, t).unwrap_or(b_cut));
+                }
+            }
+            if t.skip && ha == t.zero {
+                (self.pair, self.hash) = (a0 + i, ha);
+                return Two::Zeros;
+            }
+        }
+        (self.pair, self.hash) = (b0 + SPAN, hb);
+        Two::Passed
+    }
+
+    /// The plain scan: one chain, jumping over zeros.
+    #[inline(always)]
+    fn run_one(&mut self, src: &[u8], end: usize, t: &Tables) -> Option<usize> {
         // Locals, so the hot loop keeps them in registers.
         let (mut i, mut hash) = (self.pair, self.hash);
         let mut cut = None;
         'scan: while i < end {
-            let stop = end.min(i + 32);
+            let stop = end.min(i + MEMORY);
             // Whole pairs and 256-entry tables: the hot loop indexes without bounds checks.
             let (pairs, _) = src[2 * i..2 * stop].as_chunks::<2>();
             for &[first, second] in pairs {
-                hash = (hash << 2).wrapping_add(gear_ls[first as usize]);
-                if hash & mask_ls == 0 {
+                hash = (hash << 2).wrapping_add(t.gear_ls[first as usize]);
+                if hash & t.mask_ls == 0 {
                     cut = Some(2 * i);
                     break 'scan;
                 }
-                hash = hash.wrapping_add(gear[second as usize]);
-                if hash & mask == 0 {
+                hash = hash.wrapping_add(t.gear[second as usize]);
+                if hash & t.mask == 0 {
                     cut = Some(2 * i + 1);
                     break 'scan;
                 }
                 i += 1;
             }
-            if skip && hash == zero {
+            if t.skip && hash == t.zero {
                 i += zero_pairs(&src[2 * i..2 * end]);
             }
         }
         (self.pair, self.hash) = (i, hash);
         cut
+    }
+}
+
+/// How a round of two chains ended.
+enum Two {
+    Cut(usize),
+    /// No cut in the round; the scan stands at its end.
+    Passed,
+    /// Chain `a` reached zeros, where the single scan jumps; the scan stands there.
+    Zeros,
+}
+
+/// What a scan tests with, for one mask.
+struct Tables<'a> {
+    gear: &'a Gear,
+    gear_ls: &'a Gear,
+    mask: u64,
+    mask_ls: u64,
+    /// After 32 pairs of zero bytes the hash is `zero` whatever came before, and another
+    /// pair of zeros leaves it there. Unless one of the two tests matches it, no cut can
+    /// fall among zeros once the hash is `zero`, so the scan jumps over them (`skip`): disk
+    /// images hold hundreds of megabytes of zeros. The cuts stay those of the byte-wise scan.
+    zero: u64,
+    skip: bool,
+}
+
+impl<'a> Tables<'a> {
+    /// The hash after the pairs before `pair`, from the 32 pairs it depends on (`pair` ≥ 32).
+    #[inline(always)]
+    fn hash_before(&self, src: &[u8], pair: usize) -> u64 {
+        let (warm, _) = src[2 * (pair - MEMORY)..2 * pair].as_chunks::<2>();
+        warm.iter().fold(0u64, |h, &[first, second]| {
+            (h << 2)
+                .wrapping_add(self.gear_ls[first as usize])
+                .wrapping_add(self.gear[second as usize])
+        })
+    }
+
+    #[inline(always)]
+    fn new(mask: u64, gear: &'a Gear, gear_ls: &'a Gear) -> Self {
+        let mask_ls = mask << 1;
+        let zero = 0u64.wrapping_sub(gear[0]);
+        let skip = (zero << 2).wrapping_add(gear_ls[0]) & mask_ls != 0 && zero & mask != 0;
+        Tables {
+            gear,
+            gear_ls,
+            mask,
+            mask_ls,
+            zero,
+            skip,
+        }
     }
 }
 
@@ -402,6 +523,60 @@ mod tests {
             "{jumping} seeds jump, {not_jumping} do not"
         );
         Ok(())
+    }
+
+    /// The two-chain scan must find the cut the single chain finds, wherever the cuts of the
+    /// two chains fall in a round (a cut of the second chain with or without a later one in the
+    /// first), and across zeros; dense masks put several cuts in most rounds.
+    #[test]
+    fn two_chains_cut_like_one() {
+        let noise = data(4 << 20, 5);
+        let mut d = noise[2 << 20..(2 << 20) + 200_000].to_vec();
+        d.extend(std::iter::repeat_n(0, 50_000));
+        d.extend_from_slice(&noise[(3 << 20)..(3 << 20) + 100_000]);
+        let c = small_chunker();
+        let (mut two, mut seen_b) = (0, 0);
+        for bits in [10u32, 12, 14, 16, 18, 40] {
+            let mask = (1u64 << bits) - 1;
+            let mask = mask.rotate_left(bits * 7 % 64);
+            let t = Tables::new(mask, &c.gear, &c.gear_ls);
+            for start in (0..d.len() / 2 - 3 * SPAN).step_by(3001) {
+                let end = d.len() / 2;
+                let mut one = Scan {
+                    pair: start,
+                    hash: 0,
+                };
+                let want = one.run_one(&d, end, &t);
+                let mut both = Scan {
+                    pair: start,
+                    hash: 0,
+                };
+                let got = both.run(&d, end, mask, &c.gear, &c.gear_ls);
+                assert_eq!(got, want, "bits {bits}, start {start}");
+                if want.is_none() {
+                    assert_eq!((both.pair, both.hash), (one.pair, one.hash));
+                }
+                if want.is_some_and(|cut| cut >= 2 * (start + SPAN)) {
+                    seen_b += 1;
+                }
+                two += 1;
+            }
+        }
+        assert!(
+            two > 0 && seen_b > 0,
+            "{two} scans, {seen_b} cut by the second chain"
+        );
+        // Where the second chain starts, its hash is the first chain's: a mask that never
+        // matches lets the single chain run through.
+        let t = Tables::new(u64::MAX, &c.gear, &c.gear_ls);
+        for (start, at) in [(0, 32), (0, 33), (5, 1000), (999, 1031), (40_000, 100_000)] {
+            let mut one = Scan {
+                pair: start,
+                hash: 0,
+            };
+            assert_eq!(one.run_one(&noise, at, &t), None);
+            assert_eq!(t.hash_before(&noise, at), one.hash, "hash before pair {at}");
+        }
     }
 
     #[test]
