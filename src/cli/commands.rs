@@ -117,7 +117,7 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
     };
     let bar = Bar::new(!g.json, g.quiet, "backup");
     let summary = if a.stdin {
-        let mut stdin = std::io::stdin().lock();
+        let mut stdin = std::io::stdin();
         backup::backup(&repo, Source::Stdin(&mut stdin), &opts, &bar)?
     } else {
         backup::backup(&repo, Source::Paths(&a.paths), &opts, &bar)?

@@ -76,7 +76,7 @@ pub struct BackupSummary {
 /// What to back up.
 pub enum Source<'a> {
     Paths(&'a [PathBuf]),
-    Stdin(&'a mut dyn Read),
+    Stdin(&'a mut (dyn Read + Send)),
 }
 
 pub fn backup(

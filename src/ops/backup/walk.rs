@@ -129,7 +129,7 @@ pub fn run(
         };
         let r = match source {
             Source::Paths(_) => walkers.install(|| walker.save_roots(paths, parent_tree)),
-            Source::Stdin(reader) => walker.save_stdin(reader, &paths[0]),
+            Source::Stdin(reader) => walkers.install(|| walker.save_stdin(reader, &paths[0])),
         };
         let r = r.and_then(|id| walker.send_batch().map(|()| id));
         walker.finish(summary); // drops the sender: workers drain and stop
@@ -538,7 +538,7 @@ impl Walker<'_, '_> {
             .map_err(|_| Error::Invalid("seal workers stopped".into()))
     }
 
-    fn save_stdin(&self, reader: &mut dyn Read, path: &Path) -> Result<Id> {
+    fn save_stdin(&self, reader: &mut (dyn Read + Send), path: &Path) -> Result<Id> {
         let name = path
             .file_name()
             .map(|n| n.as_bytes().to_vec())
