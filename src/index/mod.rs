@@ -343,6 +343,19 @@ impl LocalIndex {
         txn.commit().map_err(db_err)
     }
 
+    /// Drop the pending records of packs an index object in the repository already lists (its
+    /// writer died before recording that); their blob entries stay, the object is ingested.
+    pub fn forget_pending(&self, packs: &[IndexPack]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut pending = txn.open_table(PENDING).map_err(db_err)?;
+            for p in packs {
+                pending.remove(&p.pack.0).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
     /// Drop pending records (and their blob entries) for packs that turned out not to exist.
     pub fn drop_pending(&self, packs: &[IndexPack]) -> Result<()> {
         let txn = self.db.begin_write().map_err(db_err)?;

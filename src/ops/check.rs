@@ -111,6 +111,12 @@ pub fn check(
             indexed.entry(p.pack).or_default().extend(p.entries);
         }
     }
+    // Two objects may list the same pack (e.g. two hosts that both indexed a pack left by a
+    // killed run): one entry per blob, else the second copy of an entry reads as damage.
+    for entries in indexed.values_mut() {
+        entries.sort_unstable_by_key(|e| (e.offset, e.length, e.kind as u8, e.id));
+        entries.dedup();
+    }
     // 2. Every indexed pack exists and its header agrees with the index; 3. with read_data,
     // every (selected) pack is read whole instead and every blob verified. Packs are checked
     // in parallel (on S3 each is a round trip; read whole, each costs CPU) and the results

@@ -153,6 +153,20 @@ impl Repository {
         if pending.is_empty() {
             return Ok(());
         }
+        // A run killed between writing an index object and recording it left packs pending that
+        // the object lists: they must not be listed again. Only objects not ingested yet can.
+        let known = self.index().known_index_objects()?;
+        let mut listed = HashSet::new();
+        for (name, _) in self.backend().list(Kind::Index)? {
+            if !known.contains(&name) {
+                if let Some(obj) = self.load_index_object_or_skip(&name)? {
+                    listed.extend(obj.packs.iter().map(|p| p.pack));
+                }
+            }
+        }
+        let (indexed, pending): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|p| listed.contains(&p.pack));
+        self.index().forget_pending(&indexed)?;
         let mut present = Vec::new();
         let mut missing = Vec::new();
         for p in pending {
@@ -279,6 +293,61 @@ mod tests {
             repo.sync_index().unwrap();
             assert_pruned_view(&repo, &p);
         }
+    }
+
+    /// A run killed after writing an index object but before recording it: its packs are still
+    /// pending in its cache. The next sync ingests that object and lists them nowhere else
+    /// (a second listing once made `check --read-data` report their blobs as damaged).
+    #[test]
+    fn pending_packs_an_object_lists_are_not_listed_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend: DynBackend = Arc::new(MemBackend::new());
+        let init = InitOptions {
+            kdf: KdfParams {
+                m_cost: 8 * 1024,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            cache_dir: Some(tmp.path().to_path_buf()),
+            ..InitOptions::default()
+        };
+        Repository::init(backend.clone(), PW, &init).unwrap();
+        let cache = tmp.path().join("killed");
+        let (x, y) = (id("x", 0), id("y", 0));
+        let (listed, orphan) = (pack(id("p1", 0), &[x]), pack(id("p2", 0), &[y]));
+        {
+            let repo = open(&backend, &cache);
+            repo.index().add_pending(&listed).unwrap();
+            repo.index().add_pending(&orphan).unwrap();
+            // The object was written; the run died before `commit_pending`.
+            let obj = IndexObject {
+                supersedes: vec![],
+                packs: vec![listed.clone()],
+            };
+            let bytes = obj.encode(&repo.codec().keys().meta);
+            let name = Id::of_object(&bytes).to_hex();
+            backend
+                .put(Kind::Index, &name, &bytes, Temperature::Hot)
+                .unwrap();
+            // Both packs were uploaded; no object lists p2.
+            for p in [&listed, &orphan] {
+                backend
+                    .put(Kind::Pack, &p.pack.to_hex(), b"pack", Temperature::Hot)
+                    .unwrap();
+            }
+        }
+        let repo = open(&backend, &cache);
+        assert!(repo.index().pending().unwrap().is_empty());
+        let mut listings = std::collections::HashMap::new();
+        for (name, _) in backend.list(Kind::Index).unwrap() {
+            for p in repo.load_index_object(&name).unwrap().packs {
+                *listings.entry(p.pack).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(listings.get(&listed.pack), Some(&1), "p1 listed once");
+        assert_eq!(listings.get(&orphan.pack), Some(&1), "p2 recovered");
+        assert_eq!(repo.lookup(&x).unwrap().map(|l| l.pack), Some(listed.pack));
+        assert_eq!(repo.lookup(&y).unwrap().map(|l| l.pack), Some(orphan.pack));
     }
 
     /// A cache that mirrors the superseded object rebuilds: the dead blob is forgotten.

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 
+use backup_to_s3::backend::Kind;
 use backup_to_s3::id::Id;
 
 use crate::common::*;
@@ -259,4 +260,28 @@ fn a_pack_larger_than_a_read_piece_is_verified_blob_by_blob() {
     );
     let pack_name = pack.file_name().unwrap().to_string_lossy().to_string();
     assert_eq!(damaged["damaged_packs"][0], pack_name.as_str());
+}
+
+#[test]
+fn a_pack_listed_by_two_index_objects_is_not_damage() {
+    // Two index objects may list one pack (two hosts indexing what a killed run left): check
+    // must verify each blob once, not report the second listing as damaged.
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), pseudo_random(12, 3 << 20)).unwrap();
+    env.backup(&[src.to_str().unwrap()]);
+    let clean = check_json(&env, &["--read-data"]);
+    let repo = env.open();
+    let names = repo.backend().list(Kind::Index).unwrap();
+    let mut packs = repo.load_index_object(&names[0].0).unwrap().packs;
+    // In another order, so the second object is not the first one's bytes.
+    packs.reverse();
+    repo.write_index(packs, vec![]).unwrap();
+    drop(repo);
+    assert_eq!(env.open().backend().list(Kind::Index).unwrap().len(), 2);
+    let twice = check_json(&env, &["--read-data"]);
+    assert_eq!(twice["errors"].as_array().map(Vec::len), Some(0), "{twice}");
+    assert_eq!(twice["blobs_verified"], clean["blobs_verified"], "{twice}");
 }
