@@ -343,9 +343,9 @@ impl LocalIndex {
         txn.commit().map_err(db_err)
     }
 
-    /// Drop the pending records of packs an index object in the repository already lists (its
-    /// writer died before recording that); their blob entries stay, the object is ingested.
-    pub fn forget_pending(&self, packs: &[IndexPack]) -> Result<()> {
+    /// Mark packs as listed by an index object not ingested yet (its writer died before
+    /// `commit_pending`): drops their pending records, keeps their blob entries.
+    pub fn mark_listed(&self, packs: &[IndexPack]) -> Result<()> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut pending = txn.open_table(PENDING).map_err(db_err)?;

@@ -166,7 +166,7 @@ impl Repository {
         }
         let (indexed, pending): (Vec<_>, Vec<_>) =
             pending.into_iter().partition(|p| listed.contains(&p.pack));
-        self.index().forget_pending(&indexed)?;
+        self.index().mark_listed(&indexed)?;
         let mut present = Vec::new();
         let mut missing = Vec::new();
         for p in pending {
