@@ -245,7 +245,8 @@ mod tests {
         p2: Id,
     }
 
-    fn pruned(v: u64, tmp: &Path) -> Pruned {
+    /// A new repository in memory, with the cheap test KDF.
+    fn new_repo(tmp: &Path) -> DynBackend {
         let backend: DynBackend = Arc::new(MemBackend::new());
         let init = InitOptions {
             kdf: KdfParams {
@@ -257,6 +258,11 @@ mod tests {
             ..InitOptions::default()
         };
         Repository::init(backend.clone(), PW, &init).unwrap();
+        backend
+    }
+
+    fn pruned(v: u64, tmp: &Path) -> Pruned {
+        let backend = new_repo(tmp);
         let writer = open(&backend, &tmp.join(format!("writer-{v}")));
         let (x, y, p2) = (id("x", v), id("y", v), id("p2", v));
         let a = writer
@@ -301,17 +307,7 @@ mod tests {
     #[test]
     fn pending_packs_an_object_lists_are_not_listed_again() {
         let tmp = tempfile::tempdir().unwrap();
-        let backend: DynBackend = Arc::new(MemBackend::new());
-        let init = InitOptions {
-            kdf: KdfParams {
-                m_cost: 8 * 1024,
-                t_cost: 1,
-                p_cost: 1,
-            },
-            cache_dir: Some(tmp.path().to_path_buf()),
-            ..InitOptions::default()
-        };
-        Repository::init(backend.clone(), PW, &init).unwrap();
+        let backend = new_repo(tmp.path());
         let cache = tmp.path().join("killed");
         let (x, y) = (id("x", 0), id("y", 0));
         let (listed, orphan) = (pack(id("p1", 0), &[x]), pack(id("p2", 0), &[y]));
