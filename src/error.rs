@@ -74,11 +74,9 @@ pub enum Error {
     SnapshotNotFound(String),
     #[error("snapshot prefix {0:?} is ambiguous")]
     AmbiguousSnapshot(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// As `BackendError::Io`: the message carries the I/O error, so it is not a `source`.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("interrupted")]
     Interrupted,
     #[error("{0}")]
@@ -89,7 +87,7 @@ impl Error {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            error: source,
         }
     }
     pub fn damaged(

@@ -124,7 +124,7 @@ fn io_err_at(kind: Kind, name: &str, path: &Path, source: std::io::Error) -> Bac
         k => BackendError::Io {
             kind,
             name: name.to_string(),
-            source: std::io::Error::new(k, format!("{}: {source}", path.display())),
+            error: std::io::Error::new(k, format!("{}: {source}", path.display())),
         },
     }
 }
@@ -142,7 +142,7 @@ fn io_err(kind: Kind, name: &str, source: std::io::Error) -> BackendError {
         _ => BackendError::Io {
             kind,
             name: name.to_string(),
-            source,
+            error: source,
         },
     }
 }

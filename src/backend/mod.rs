@@ -105,11 +105,13 @@ pub enum BackendError {
     NotFound { kind: Kind, name: String },
     #[error("{kind}/{name} already exists")]
     AlreadyExists { kind: Kind, name: String },
-    #[error("{kind}/{name}: {source}")]
+    /// The message carries the I/O error, which is therefore not also a `source` (printed
+    /// error chains would say it twice).
+    #[error("{kind}/{name}: {error}")]
     Io {
         kind: Kind,
         name: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{kind}/{name}: {message}")]
     Remote {
@@ -133,8 +135,8 @@ impl BackendError {
     pub fn is_transient(&self) -> bool {
         match self {
             BackendError::Remote { transient, .. } => *transient,
-            BackendError::Io { source, .. } => matches!(
-                source.kind(),
+            BackendError::Io { error, .. } => matches!(
+                error.kind(),
                 std::io::ErrorKind::Interrupted
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
