@@ -129,7 +129,7 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Files and folders to back up
+    /// Files and folders to back up (with --stdin-from-command: the command and its arguments)
     pub paths: Vec<PathBuf>,
     /// Exclude paths matching a pattern (name pattern, or path pattern when it contains /)
     #[arg(short = 'e', long)]
@@ -161,7 +161,11 @@ pub struct BackupArgs {
     /// Back up standard input
     #[arg(long)]
     pub stdin: bool,
-    /// File name for --stdin
+    /// Back up the standard output of the command given after `--`; no snapshot is saved
+    /// unless it exits successfully
+    #[arg(long, conflicts_with = "stdin")]
+    pub stdin_from_command: bool,
+    /// File name for --stdin and --stdin-from-command
     #[arg(long, default_value = "stdin")]
     pub stdin_filename: String,
 }

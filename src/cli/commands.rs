@@ -19,6 +19,7 @@ use backup_to_s3::repo::{InitOptions, Repository};
 use super::args::{
     BackupArgs, CheckArgs, Cli, Command, FilterArgs, InitArgs, KeyAction, LsArgs, RestoreArgs,
 };
+use super::command_source::CommandOutput;
 use super::progress::Bar;
 use super::{exit, location, new_password, open_backend, open_repo};
 
@@ -91,8 +92,13 @@ fn init(g: &super::args::Global, a: InitArgs) -> Result<i32> {
 
 fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
     if a.paths.is_empty() && !a.stdin {
-        bail!("nothing to back up: name paths or use --stdin");
+        bail!(if a.stdin_from_command {
+            "--stdin-from-command needs a command: backup --stdin-from-command -- CMD ARGS..."
+        } else {
+            "nothing to back up: name paths or use --stdin"
+        });
     }
+    let from_stdin = a.stdin || a.stdin_from_command;
     let repo = super::prune_cmds::open_for_backup(g, a.dry_run)?;
     let mut excludes = a.exclude.clone();
     for f in &a.exclude_file {
@@ -111,7 +117,7 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
         dry_run: a.dry_run,
         force: a.force,
         parent,
-        stdin_filename: a.stdin.then(|| a.stdin_filename.clone()),
+        stdin_filename: from_stdin.then(|| a.stdin_filename.clone()),
         connections: super::upload_connections(g),
         threads: 0,
     };
@@ -119,6 +125,10 @@ fn backup_cmd(g: &super::args::Global, a: BackupArgs) -> Result<i32> {
     let summary = if a.stdin {
         let mut stdin = std::io::stdin();
         backup::backup(&repo, Source::Stdin(&mut stdin), &opts, &bar)?
+    } else if a.stdin_from_command {
+        let argv: Vec<_> = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
+        let mut output = CommandOutput::spawn(&argv)?;
+        backup::backup(&repo, Source::Stdin(&mut output), &opts, &bar)?
     } else {
         backup::backup(&repo, Source::Paths(&a.paths), &opts, &bar)?
     };

@@ -1,6 +1,7 @@
 //! The command-line edge: arguments, passwords, backend selection, output and exit codes.
 
 pub mod args;
+mod command_source;
 mod commands;
 #[cfg(all(feature = "fuse", target_os = "linux"))]
 mod mount;
