@@ -5,6 +5,8 @@ mod common;
 mod cli_basics;
 mod crash;
 mod damage;
+// Database dumps through a pipe, against a real PostgreSQL server.
+mod database;
 mod engine;
 mod fixture;
 mod hostile;
