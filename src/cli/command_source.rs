@@ -21,9 +21,7 @@ impl CommandOutput {
     /// Start `argv` with its standard output piped to us; its standard error stays the
     /// terminal's, so the operator sees what it says.
     pub fn spawn(argv: &[OsString]) -> Result<CommandOutput> {
-        let (program, args) = argv.split_first().context(
-            "--stdin-from-command needs a command: backup --stdin-from-command -- CMD ARGS...",
-        )?;
+        let (program, args) = argv.split_first().context("no command given")?;
         let name = program.to_string_lossy().into_owned();
         let mut child = Command::new(program)
             .args(args)

@@ -1,6 +1,7 @@
-//! Database dumps through a pipe, against a real PostgreSQL server on 127.0.0.1: `pg_dump |
-//! backup --stdin`, a second dump after a change deduplicates against the first, and the first
-//! snapshot restored and loaded into a new database holds exactly the rows it was taken of.
+//! Database dumps against a real PostgreSQL server on 127.0.0.1: `pg_dump | backup --stdin`
+//! and `backup --stdin-from-command -- pg_dump`; a second dump after a change deduplicates
+//! against the first, each snapshot restored and loaded into a new database holds exactly the
+//! rows it was taken of, and a failing dump saves no snapshot.
 //! `tests/run-all.sh` installs the server when it is missing; this test never skips.
 
 use std::fs;
@@ -89,18 +90,24 @@ impl PgServer {
         server
     }
 
-    /// Run one of the server's programs as the server's user; panics with its output on failure.
-    fn as_server_user(&self, program: &str, args: &[&str]) {
+    /// One of the server's programs, to run as the server's user.
+    fn server_cmd(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         let mut cmd = match self.user {
             Some(user) => {
                 let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(&path);
+                c.args(["-u", user, "--"]).arg(path);
                 c
             }
-            None => Command::new(&path),
+            None => Command::new(path),
         };
-        let out = cmd.args(args).current_dir("/").output().unwrap();
+        cmd.current_dir("/");
+        cmd
+    }
+
+    /// Run one of the server's programs as the server's user; panics with its output on failure.
+    fn as_server_user(&self, program: &str, args: &[&str]) {
+        let out = self.server_cmd(program).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{program} {args:?}: {}\n{}",
@@ -178,19 +185,10 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let path = self.bin.join("pg_ctl");
         let data = self.data.to_str().unwrap_or_default();
-        let mut cmd = match self.user {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(path);
-                c
-            }
-            None => Command::new(path),
-        };
-        let _ = cmd
+        let _ = self
+            .server_cmd("pg_ctl")
             .args(["-D", data, "-m", "immediate", "-w", "stop"])
-            .current_dir("/")
             .output();
     }
 }
