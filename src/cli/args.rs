@@ -70,6 +70,8 @@ pub enum Command {
     Snapshots(FilterArgs),
     /// List the files of a snapshot
     Ls(LsArgs),
+    /// Write one file of a snapshot to standard output (e.g. a database dump into psql)
+    Dump(DumpArgs),
     /// Show what changed between two snapshots
     Diff { a: String, b: String },
     /// Find files by name or path pattern across snapshots
@@ -192,6 +194,14 @@ pub struct LsArgs {
     /// Show mode, owner, size and time
     #[arg(short, long)]
     pub long: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// Snapshot id, unique prefix or `latest`
+    pub snapshot: String,
+    /// The file inside the snapshot (as `ls` shows it, e.g. /mydb.sql)
+    pub path: PathBuf,
 }
 
 #[derive(Args, Debug)]

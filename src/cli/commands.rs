@@ -1,6 +1,6 @@
 //! One function per command: call the library, print for humans or as JSON, pick the exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -11,13 +11,15 @@ use backup_to_s3::format::tree::NodeKind;
 use backup_to_s3::id::{BlobKind, Id};
 use backup_to_s3::ops::backup::{self, BackupOptions, Source};
 use backup_to_s3::ops::check::{self, CheckOptions};
+use backup_to_s3::ops::dump;
 use backup_to_s3::ops::filter::PatternSet;
 use backup_to_s3::ops::restore::{self, RestoreOptions};
 use backup_to_s3::ops::snapshots::{self, format_ts, SnapshotFilter};
 use backup_to_s3::repo::{InitOptions, Repository};
 
 use super::args::{
-    BackupArgs, CheckArgs, Cli, Command, FilterArgs, InitArgs, KeyAction, LsArgs, RestoreArgs,
+    BackupArgs, CheckArgs, Cli, Command, DumpArgs, FilterArgs, InitArgs, KeyAction, LsArgs,
+    RestoreArgs,
 };
 use super::command_source::CommandOutput;
 use super::progress::Bar;
@@ -30,6 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Backup(a) => backup_cmd(g, a),
         Command::Snapshots(f) => list_snapshots(g, f),
         Command::Ls(a) => ls(g, a),
+        Command::Dump(a) => dump_cmd(g, a),
         Command::Diff { a, b } => diff(g, &a, &b),
         Command::Find { pattern, filter } => find(g, &pattern, filter),
         Command::Restore(a) => restore_cmd(g, a),
@@ -277,6 +280,28 @@ fn mode_string(kind: NodeKind, mode: u32) -> String {
         s.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     s
+}
+
+fn dump_cmd(g: &super::args::Global, a: DumpArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!("dump writes the file's bytes to standard output: redirect it to a file or a pipe");
+    }
+    let repo = open_repo(g)?;
+    let (_, snap) = repo.find_snapshot(&a.snapshot)?;
+    let path = Path::new("/").join(&a.path);
+    let bytes = dump::dump_file(
+        &repo,
+        &snap.tree,
+        &path,
+        super::connections(g),
+        &mut stdout.lock(),
+    )?;
+    if g.verbose > 0 {
+        eprintln!("wrote {bytes} bytes of {}", path.display());
+    }
+    Ok(exit::OK)
 }
 
 fn ls(g: &super::args::Global, a: LsArgs) -> Result<i32> {

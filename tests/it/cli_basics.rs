@@ -290,6 +290,38 @@ fn stdin_backup_restores_the_stream() {
 }
 
 #[test]
+fn dump_writes_one_file_to_stdout() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    // Several chunks, a run of zeros among them.
+    let mut data = pseudo_random(12, 9 << 20);
+    data[3 << 20..5 << 20].fill(0);
+    fs::write(src.join("sub/big.bin"), &data).unwrap();
+    env.backup(&[src.to_str().unwrap()]);
+    let inside = format!("{}/sub/big.bin", src.display());
+    let out = env.run(&["dump", "latest", &inside]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "dumped {} bytes", out.stdout.len());
+    // A folder or a missing path is refused, and nothing is written.
+    for (path, says) in [
+        (format!("{}/sub", src.display()), "not a file"),
+        (format!("{}/nope", src.display()), "no such path"),
+    ] {
+        let out = env.run(&["dump", "latest", &path]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn excludes_and_unreadable_files() {
     let env = Env::new();
     env.init();

@@ -1,7 +1,7 @@
 //! Database dumps against a real PostgreSQL server on 127.0.0.1: `pg_dump | backup --stdin`
 //! and `backup --stdin-from-command -- pg_dump`; a second dump after a change deduplicates
-//! against the first, each snapshot restored and loaded into a new database holds exactly the
-//! rows it was taken of, and a failing dump saves no snapshot.
+//! against the first, each snapshot restored (or `dump`ed into `psql`) holds exactly the rows
+//! it was taken of, and a failing dump saves no snapshot.
 //! `tests/run-all.sh` installs the server when it is missing; this test never skips.
 
 use std::fs;
@@ -232,11 +232,6 @@ fn back_up_dump_command(env: &Env, pg: &PgServer, db: &str, name: &str) -> Outpu
         .unwrap()
 }
 
-fn restore_file(env: &Env, snapshot: &str, name: &str, target: &Path) -> PathBuf {
-    env.ok(&["restore", snapshot, "--target", target.to_str().unwrap()]);
-    target.join(name)
-}
-
 #[test]
 fn pg_dump_through_a_pipe_restores_into_a_new_database() {
     let pg = PgServer::start();
@@ -306,14 +301,34 @@ fn pg_dump_through_a_pipe_restores_into_a_new_database() {
         2
     );
 
-    // Each snapshot, restored and loaded into a new database, holds the rows it was taken of
-    // (byte comparison with a new dump would fail on pg_dump's random `\restrict` key).
-    let file = restore_file(&env, &first_id, "shop.sql", &env.path("out1"));
+    // The first snapshot, restored and loaded into a new database, holds the rows it was taken
+    // of (byte comparison with a new dump would fail on pg_dump's random `\restrict` key).
+    let target = env.path("out1");
+    env.ok(&["restore", &first_id, "--target", target.to_str().unwrap()]);
+    let file = target.join("shop.sql");
     assert_eq!(fs::metadata(&file).unwrap().len(), dump_len);
     pg.load("shop_first", &file);
     assert_eq!(pg.fingerprint("shop_first"), before);
-    let file = restore_file(&env, "latest", "shop.sql", &env.path("out2"));
-    pg.load("shop_latest", &file);
+    // The latest straight from the repository into psql: `dump latest /shop.sql | psql`.
+    pg.sql("postgres", "CREATE DATABASE shop_latest");
+    let mut dump = env
+        .cmd()
+        .args(["dump", "latest", "/shop.sql"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let load = pg
+        .client("psql", "shop_latest")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .stdin(dump.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(dump.wait().unwrap().success(), "dump failed");
+    assert!(
+        load.status.success(),
+        "psql < dump: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
     assert_eq!(pg.fingerprint("shop_latest"), after);
     env.ok(&["check", "--read-data"]);
 }
