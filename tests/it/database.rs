@@ -193,21 +193,19 @@ impl Drop for PgServer {
     }
 }
 
-/// `pg_dump DB | backup-to-s3 backup --stdin`, a real pipe between the two; returns the backup
-/// summary.
+/// `from | to` through a real pipe; panics if `from` fails; returns `to`'s output.
+fn pipe(mut from: Command, mut to: Command) -> Output {
+    let mut producer = from.stdout(Stdio::piped()).spawn().unwrap();
+    let out = to.stdin(producer.stdout.take().unwrap()).output().unwrap();
+    assert!(producer.wait().unwrap().success(), "{from:?} failed");
+    out
+}
+
+/// `pg_dump DB | backup-to-s3 backup --stdin`; returns the backup summary.
 fn dump_and_back_up(env: &Env, pg: &PgServer, db: &str, name: &str) -> serde_json::Value {
-    let mut dump = pg
-        .client("pg_dump", db)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = env
-        .cmd()
-        .args(["backup", "--json", "--stdin", "--stdin-filename", name])
-        .stdin(dump.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(dump.wait().unwrap().success(), "pg_dump failed");
+    let mut backup = env.cmd();
+    backup.args(["backup", "--json", "--stdin", "--stdin-filename", name]);
+    let out = pipe(pg.client("pg_dump", db), backup);
     assert!(
         out.status.success(),
         "backup --stdin: {}",
@@ -311,19 +309,11 @@ fn pg_dump_through_a_pipe_restores_into_a_new_database() {
     assert_eq!(pg.fingerprint("shop_first"), before);
     // The latest straight from the repository into psql: `dump latest /shop.sql | psql`.
     pg.sql("postgres", "CREATE DATABASE shop_latest");
-    let mut dump = env
-        .cmd()
-        .args(["dump", "latest", "/shop.sql"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let load = pg
-        .client("psql", "shop_latest")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-        .stdin(dump.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(dump.wait().unwrap().success(), "dump failed");
+    let mut dump = env.cmd();
+    dump.args(["dump", "latest", "/shop.sql"]);
+    let mut psql = pg.client("psql", "shop_latest");
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    let load = pipe(dump, psql);
     assert!(
         load.status.success(),
         "psql < dump: {}",
