@@ -41,10 +41,10 @@ pub fn dump_file(
             node.kind
         )));
     }
-    let window = threads.max(1) * AHEAD;
+    let threads = threads.max(1);
     let mut written = 0u64;
-    for ids in node.content.chunks(window) {
-        for plain in read_window(repo, ids, threads.max(1))? {
+    for ids in node.content.chunks(threads * AHEAD) {
+        for plain in read_window(repo, ids, threads)? {
             out.write_all(&plain)
                 .map_err(|e| Error::io("(output)", e))?;
             written += plain.len() as u64;
@@ -54,7 +54,7 @@ pub fn dump_file(
     Ok(written)
 }
 
-/// Read and verify `ids` with up to `threads` threads; returns them in order.
+/// Read and verify `ids` with up to `threads` (at least 1) threads; returns them in order.
 fn read_window(repo: &Repository, ids: &[Id], threads: usize) -> Result<Vec<Vec<u8>>> {
     let per_thread = ids.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use crate::common::*;
@@ -157,19 +157,16 @@ impl PgServer {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    /// Create database `db` and load a plain-text dump into it.
-    fn load(&self, db: &str, dump: &Path) {
+    /// Create database `db` and load into it the plain-text dump that `dump` writes (psql reads
+    /// it through a pipe, stopping at the first error).
+    fn load(&self, db: &str, dump: Command) {
         self.sql("postgres", &format!("CREATE DATABASE {db}"));
-        let out = self
-            .client("psql", db)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-            .arg(dump)
-            .output()
-            .unwrap();
+        let mut psql = self.client("psql", db);
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+        let out = pipe(dump, psql);
         assert!(
             out.status.success(),
-            "loading {}: {}",
-            dump.display(),
+            "loading into {db}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -305,20 +302,14 @@ fn pg_dump_through_a_pipe_restores_into_a_new_database() {
     env.ok(&["restore", &first_id, "--target", target.to_str().unwrap()]);
     let file = target.join("shop.sql");
     assert_eq!(fs::metadata(&file).unwrap().len(), dump_len);
-    pg.load("shop_first", &file);
+    let mut cat = Command::new("cat");
+    cat.arg(&file);
+    pg.load("shop_first", cat);
     assert_eq!(pg.fingerprint("shop_first"), before);
     // The latest straight from the repository into psql: `dump latest /shop.sql | psql`.
-    pg.sql("postgres", "CREATE DATABASE shop_latest");
     let mut dump = env.cmd();
     dump.args(["dump", "latest", "/shop.sql"]);
-    let mut psql = pg.client("psql", "shop_latest");
-    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-    let load = pipe(dump, psql);
-    assert!(
-        load.status.success(),
-        "psql < dump: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    pg.load("shop_latest", dump);
     assert_eq!(pg.fingerprint("shop_latest"), after);
     env.ok(&["check", "--read-data"]);
 }
