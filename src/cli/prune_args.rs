@@ -56,7 +56,8 @@ pub struct PruneArgs {
     /// Show what would be forgotten and freed; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Repack packs whose unused share exceeds this (e.g. 5%)
+    /// Leave at most this share of the repository unused (e.g. 5%): the most wasteful packs
+    /// are repacked until it holds
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
     /// Repack at most this much data per run (e.g. 500M, 2G; default: unlimited)

@@ -230,6 +230,50 @@ fn partly_used_packs_are_repacked() {
     check_clean(&env);
 }
 
+#[test]
+fn max_unused_is_a_share_of_the_repository_not_of_each_pack() {
+    let env = Env::new();
+    init_small(&env);
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    // Forty 1 MiB packs of ~25 files each; then two neighbours in every hundred files go:
+    // ~8% of ten packs, but only 2% of the repository, is dead.
+    for i in 0..1000u64 {
+        fs::write(
+            src.join(format!("f{i:04}")),
+            pseudo_random(5000 + i, 40 << 10),
+        )
+        .unwrap();
+    }
+    env.backup(&[src.to_str().unwrap()]);
+    for i in (0..1000u64).step_by(100) {
+        for f in [i, i + 1] {
+            fs::remove_file(src.join(format!("f{f:04}"))).unwrap();
+        }
+    }
+    let last = env.backup(&[src.to_str().unwrap()]);
+    let id = last["snapshot_id"].as_str().unwrap().to_string();
+    let want = files(&src);
+    env.ok(&["forget", "--keep-last", "1"]);
+    let at = |share: &str| {
+        let out = env.ok(&["prune", "--now", "--json", "--max-unused", share]);
+        last_json(&out)
+    };
+    // Within the default 5%: nothing is rewritten.
+    let r = at("5%");
+    assert_eq!(r["packs_repacked"], 0, "{r}");
+    // 1%: the most wasteful packs go until at most 1% is unused, so some are left...
+    let r = at("1%");
+    assert!(r["packs_repacked"].as_u64().unwrap() >= 1, "{r}");
+    // ...for 0%, which rewrites every pack with a dead byte.
+    let r = at("0%");
+    assert!(r["packs_repacked"].as_u64().unwrap() >= 1, "{r}");
+    let r = at("0%");
+    assert_eq!(r["packs_repacked"], 0, "{r}");
+    assert_restores(&env, &id, &src, &want);
+    check_clean(&env);
+}
+
 /// A local repository whose ranged reads count as billed (as on S3), so prune's repack reads
 /// each pack with one request instead of in pieces.
 struct Billed(LocalBackend);

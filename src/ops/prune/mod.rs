@@ -26,7 +26,7 @@ pub(crate) use catalog::IndexCatalog;
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
     pub dry_run: bool,
-    /// Repack a pack when more than this share (0–1) of its bytes is unused.
+    /// Repack the most wasteful packs until at most this share (0–1) of the repository is unused.
     pub max_unused: f64,
     /// Repack at most this many bytes of old packs per run.
     pub max_repack_size: Option<u64>,

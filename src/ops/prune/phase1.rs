@@ -46,6 +46,8 @@ pub(super) fn run(
     let mut affected = BTreeSet::new();
     let mut candidates = Vec::new();
     let mut seen = HashSet::new();
+    // Live and dead bytes of the packs that stay, for the repository-wide unused budget.
+    let (mut live_total, mut unused_total) = (0u64, 0u64);
     for name in catalog.current() {
         for p in repo.load_index_object(name)?.packs {
             let Some(&size) = packs.get(&p.pack.to_hex()) else {
@@ -72,27 +74,32 @@ pub(super) fn run(
                 report.bytes_unused += size;
             } else {
                 // Header bytes do not count: a repacked pack has a header too.
-                let unused = dead;
-                if unused as f64 > opts.max_unused * size as f64 {
+                live_total += live;
+                unused_total += dead;
+                if dead > 0 {
                     candidates.push(Candidate {
                         pack: p,
                         object: name.clone(),
                         size,
-                        unused,
+                        unused: dead,
                     });
                 }
             }
         }
     }
-    // Most wasteful first, within the repack budget.
+    // Repack the most wasteful packs first, until at most `max_unused` of what stays is
+    // unused: a repack rewrites a whole pack, so a share per pack (a 16 MiB copy to free
+    // 1 MiB) would rewrite most of the repository after a change spread through large files.
     candidates.sort_by(|a, b| (b.unused * a.size).cmp(&(a.unused * b.size)));
+    let allowed = unused_allowance(live_total, opts.max_unused);
     let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
     candidates.retain(|c| {
-        let fits = c.size <= budget;
-        if fits {
+        let repack = unused_total > allowed && c.size <= budget;
+        if repack {
             budget -= c.size;
+            unused_total -= c.unused;
         }
-        fits
+        repack
     });
     for (name, &size) in packs {
         let Ok(id) = name.parse::<Id>() else { continue };
@@ -141,6 +148,15 @@ pub(super) fn run(
         .put(Kind::Plan, &name, &bytes, Temperature::Hot)?;
     report.plan = Some(name.clone());
     Ok(Some((name, plan)))
+}
+
+/// Unused bytes that may stay beside `live` bytes so that they are at most `share` (0–1) of
+/// the total: unused ≤ share × (live + unused).
+fn unused_allowance(live: u64, share: f64) -> u64 {
+    if share >= 1.0 {
+        return u64::MAX;
+    }
+    (live as f64 * share / (1.0 - share)) as u64
 }
 
 /// Copy the live blobs of `candidates` into new packs (sealed bytes are moved as they are: a
