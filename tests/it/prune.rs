@@ -231,6 +231,37 @@ fn partly_used_packs_are_repacked() {
 }
 
 #[test]
+fn dead_trees_are_repacked_even_within_the_unused_share() {
+    let env = Env::new();
+    init_small(&env);
+    let src = env.path("src");
+    // Two folders of twenty 40 KiB files; then one file of `a` goes. The second backup reuses
+    // `b`'s tree from the first one's tree pack, whose trees of `a` and the root die.
+    for dir in ["a", "b"] {
+        fs::create_dir_all(src.join(dir)).unwrap();
+        for i in 0..20u64 {
+            let seed = 7000 + i + if dir == "a" { 0 } else { 100 };
+            fs::write(
+                src.join(dir).join(format!("f{i:02}")),
+                pseudo_random(seed, 40 << 10),
+            )
+            .unwrap();
+        }
+    }
+    env.backup(&[src.to_str().unwrap()]);
+    fs::remove_file(src.join("a/f00")).unwrap();
+    let last = env.backup(&[src.to_str().unwrap()]);
+    let id = last["snapshot_id"].as_str().unwrap().to_string();
+    let want = files(&src);
+    // 40 KiB of 1.6 MB of data is dead (2.5%, within the default 5%): only the tree pack goes.
+    let r = last_json(&env.ok(&["forget", "--keep-last", "1", "--prune", "--now", "--json"]));
+    assert_eq!(r["packs_repacked"], 1, "{r}");
+    assert!(r["bytes_repacked"].as_u64().unwrap() < 64 << 10, "{r}");
+    assert_restores(&env, &id, &src, &want);
+    check_clean(&env);
+}
+
+#[test]
 fn max_unused_is_a_share_of_the_repository_not_of_each_pack() {
     let env = Env::new();
     init_small(&env);

@@ -28,6 +28,13 @@ struct Candidate {
     unused: u64,
 }
 
+impl Candidate {
+    /// Whether the pack holds trees (packs hold one kind of blob).
+    fn trees(&self) -> bool {
+        self.pack.entries.iter().any(|e| e.kind == BlobKind::Tree)
+    }
+}
+
 /// Phase one; returns the plan written (None when there was nothing to do or on a dry run).
 pub(super) fn run(
     repo: &Repository,
@@ -87,14 +94,16 @@ pub(super) fn run(
             }
         }
     }
-    // Repack the most wasteful packs first, until at most `max_unused` of what stays is
-    // unused: a repack rewrites a whole pack, so a share per pack (a 16 MiB copy to free
-    // 1 MiB) would rewrite most of the repository after a change spread through large files.
-    candidates.sort_by(|a, b| (b.unused * a.size).cmp(&(a.unused * b.size)));
+    // Repack tree packs with any dead tree, then the most wasteful data packs until at most
+    // `max_unused` of what stays is unused. A repack rewrites a whole pack, so a share per
+    // data pack (a 16 MiB copy to free 1 MiB) would rewrite most of the repository after a
+    // change spread through large files. Tree packs are small, and every client caches and
+    // reads them (ls, mount, check, prune's mark), so none keeps dead trees (as in restic).
+    candidates.sort_by(|a, b| (b.trees(), b.unused * a.size).cmp(&(a.trees(), a.unused * b.size)));
     let allowed = unused_allowance(live_total, opts.max_unused);
     let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
     candidates.retain(|c| {
-        let repack = unused_total > allowed && c.size <= budget;
+        let repack = (c.trees() || unused_total > allowed) && c.size <= budget;
         if repack {
             budget -= c.size;
             unused_total -= c.unused;
