@@ -360,6 +360,14 @@ fn forget_and_prune(env: &Env, billed: bool) -> serde_json::Value {
     serde_json::to_value(prune::prune(&repo, &opts).unwrap()).unwrap()
 }
 
+/// Pack files in the repository (spread over fan-out folders).
+fn pack_count(env: &Env) -> usize {
+    let fans = fs::read_dir(env.repo_path().join("data")).unwrap();
+    fans.flatten()
+        .map(|fan| fs::read_dir(fan.path()).unwrap().count())
+        .sum()
+}
+
 fn pack_path(env: &Env, pack: &Id) -> PathBuf {
     env.repo_path().join(Kind::Pack.path(&pack.to_hex()))
 }
@@ -430,10 +438,49 @@ fn repack_copies_no_damaged_blob_and_keeps_the_damaged_pack() {
             "f01",
             "-q",
         ]);
+        let all = want.clone();
         want.remove("f01");
         assert!(
             files(&restored(&target, &src)) == want,
             "billed {billed}: intact files do not restore byte-exact"
+        );
+        // The next prune tries the kept pack again but copies none of its intact blobs a
+        // second time: the first prune's copies hold them.
+        let packs_before = pack_count(&env);
+        let again = forget_and_prune(&env, billed);
+        assert_eq!(again["packs_repacked"], 0, "billed {billed}: {again}");
+        assert_eq!(again["bytes_repack_written"], 0, "billed {billed}: {again}");
+        assert!(
+            path.exists(),
+            "billed {billed}: damaged pack deleted: {again}"
+        );
+        assert_eq!(pack_count(&env), packs_before, "billed {billed}: {again}");
+        // Once the byte is mended, the pack goes: its blobs that the first prune's copies also
+        // hold are copied from it all the same (those copies are not verified), and every
+        // file restores byte-exact.
+        bytes[(hit.offset + hit.length / 2) as usize] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        let mended = forget_and_prune(&env, billed);
+        assert!(
+            !path.exists(),
+            "billed {billed}: mended pack kept: {mended}"
+        );
+        assert!(
+            mended["warnings"].as_array().unwrap().is_empty(),
+            "{mended}"
+        );
+        // Every live blob of it is copied: more than the intact ones the first prune copied.
+        let written = |r: &serde_json::Value| r["bytes_repack_written"].as_u64().unwrap();
+        assert!(
+            written(&mended) > written(&r),
+            "billed {billed}: {r} {mended}"
+        );
+        check_clean(&env);
+        let target = env.path("restore-all");
+        env.ok(&["restore", &id, "--target", target.to_str().unwrap(), "-q"]);
+        assert!(
+            files(&restored(&target, &src)) == all,
+            "billed {billed}: files do not restore byte-exact after the mended pack went"
         );
     }
 }

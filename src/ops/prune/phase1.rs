@@ -128,7 +128,8 @@ pub(super) fn run(
     if opts.dry_run || (condemned.is_empty() && candidates.is_empty() && leftovers.is_empty()) {
         return Ok(None);
     }
-    let repacked = repack(repo, marker, &candidates, report)?;
+    let kept = held_by_staying_packs(repo, catalog, packs, &candidates, &condemned)?;
+    let repacked = repack(repo, marker, &candidates, &kept, report)?;
     // A damaged pack stays: count what was actually repacked (a dry run counts the candidates).
     candidates.retain(|c| repacked.contains(&c.pack.pack));
     report.packs_repacked = candidates.len() as u64;
@@ -168,6 +169,41 @@ fn unused_allowance(live: u64, share: f64) -> u64 {
     (live as f64 * share / (1.0 - share)) as u64
 }
 
+/// The blobs of `candidates` that a pack which stays also holds.
+fn held_by_staying_packs(
+    repo: &Repository,
+    catalog: &IndexCatalog,
+    packs: &HashMap<String, u64>,
+    candidates: &[Candidate],
+    condemned: &BTreeSet<Id>,
+) -> Result<HashSet<(BlobKind, Id)>> {
+    let mut held = HashSet::new();
+    if candidates.is_empty() {
+        return Ok(held);
+    }
+    let moving: HashSet<Id> = candidates.iter().map(|c| c.pack.pack).collect();
+    let wanted: HashSet<(BlobKind, Id)> = candidates
+        .iter()
+        .flat_map(|c| c.pack.entries.iter().map(|e| (e.kind, e.id)))
+        .collect();
+    for name in catalog.current() {
+        for p in repo.load_index_object(name)?.packs {
+            let stays = !moving.contains(&p.pack)
+                && !condemned.contains(&p.pack)
+                && packs.contains_key(&p.pack.to_hex());
+            if stays {
+                held.extend(
+                    p.entries
+                        .iter()
+                        .map(|e| (e.kind, e.id))
+                        .filter(|k| wanted.contains(k)),
+                );
+            }
+        }
+    }
+    Ok(held)
+}
+
 /// Copy the live blobs of `candidates` into new packs (sealed bytes are moved as they are: a
 /// blob's seal binds its kind and id, not its pack). Returns the packs whose copy succeeded.
 ///
@@ -175,10 +211,16 @@ fn unused_allowance(live: u64, share: f64) -> u64 {
 /// with a live blob that does not open, or whose bytes do not match its name, is not returned
 /// and so stays indexed: the blobs already copied from it are then harmless duplicates, and
 /// nothing that was intact is lost.
+///
+/// A blob that a staying pack also holds (`held_elsewhere`) is copied only once its own pack
+/// is known to go, since that other copy is not verified here. A pack kept for a damaged blob
+/// thus copies none of them: otherwise every run would copy its intact blobs again (the first
+/// run's copies are such staying packs), one more duplicate each time.
 fn repack(
     repo: &Repository,
     marker: &Marker<'_>,
     candidates: &[Candidate],
+    held_elsewhere: &HashSet<(BlobKind, Id)>,
     report: &mut PruneReport,
 ) -> Result<HashSet<Id>> {
     let mut done = HashSet::new();
@@ -189,6 +231,19 @@ fn repack(
     // By kind as well as id: a data chunk and a tree may share an id, and each is stored (and
     // must be copied) as its own kind.
     let mut copied: HashSet<(BlobKind, Id)> = HashSet::new();
+    // The seal binds kind and id: a blob that authenticates is the blob the index names,
+    // intact. It is copied as it is, so it need not be decompressed and hashed.
+    let intact = |e: &PackEntry, s: &[u8]| repo.codec().authenticates(e.kind, &e.id, s);
+    let add = |e: &PackEntry, sealed: &[u8], copied: &mut HashSet<_>| -> Result<()> {
+        writer.add_sealed(SealedBlob {
+            kind: e.kind,
+            id: e.id,
+            sealed: sealed.to_vec(),
+            raw_length: e.raw_length,
+        })?;
+        copied.insert((e.kind, e.id));
+        Ok(())
+    };
     for c in candidates {
         let name = c.pack.pack.to_hex();
         let mut live = Vec::new();
@@ -198,29 +253,23 @@ fn repack(
             }
         }
         let mut damaged = 0u64;
+        let mut deferred = Vec::new();
         let mut copy = |e: &PackEntry, sealed: Option<&[u8]>| -> Result<()> {
-            if copied.contains(&(e.kind, e.id)) {
+            let key = (e.kind, e.id);
+            if copied.contains(&key) {
                 return Ok(());
             }
-            // The seal binds kind and id: a blob that authenticates is the blob the index names,
-            // intact. It is copied as it is, so it need not be decompressed and hashed.
-            match sealed.filter(|s| repo.codec().authenticates(e.kind, &e.id, s)) {
-                Some(s) => {
-                    writer.add_sealed(SealedBlob {
-                        kind: e.kind,
-                        id: e.id,
-                        sealed: s.to_vec(),
-                        raw_length: e.raw_length,
-                    })?;
-                    copied.insert((e.kind, e.id));
-                }
+            match sealed.filter(|s| intact(e, s)) {
+                Some(_) if held_elsewhere.contains(&key) => deferred.push(*e),
+                Some(s) => add(e, s, &mut copied)?,
                 None => damaged += 1,
             }
             Ok(())
         };
-        let hash = if repo.backend().cheap_ranges() {
+        let (hash, bytes) = if repo.backend().cheap_ranges() {
             // A local disk: a piece and a blob in memory at a time, not the pack.
-            read_in_pieces(repo, &name, c.size, &live, |e, s| copy(e, s.map(|s| &*s)))?
+            let hash = read_in_pieces(repo, &name, c.size, &live, |e, s| copy(e, s.map(|s| &*s)))?;
+            (hash, None)
         } else {
             // One request per pack (every request is billed). The name is checked first, so
             // a damaged pack is not copied from at all.
@@ -228,12 +277,32 @@ fn repack(
             let hash = Id::of_object(&bytes);
             if hash == c.pack.pack {
                 for e in &live {
-                    let at = e.offset as usize;
-                    copy(e, bytes.get(at..at.saturating_add(e.length as usize)))?;
+                    copy(e, blob_bytes(&bytes, e))?;
                 }
             }
-            hash
+            (hash, Some(bytes))
         };
+        if damaged == 0 && hash == c.pack.pack {
+            // The pack goes: copy what was deferred, read again on a local disk.
+            for e in &deferred {
+                let sealed = match &bytes {
+                    Some(b) => blob_bytes(b, e).map(<[u8]>::to_vec),
+                    None => {
+                        let len = u64::from(e.length);
+                        Some(
+                            repo.backend()
+                                .get_range(Kind::Pack, &name, e.offset.into(), len)?,
+                        )
+                    }
+                };
+                match sealed.filter(|s| intact(e, s)) {
+                    Some(s) if !copied.contains(&(e.kind, e.id)) => add(e, &s, &mut copied)?,
+                    Some(_) => {}
+                    // Changed since it was read: the pack stays, as for any damaged blob.
+                    None => damaged += 1,
+                }
+            }
+        }
         if damaged > 0 {
             report.warnings.push(format!(
                 "pack {name}: {damaged} live blob(s) damaged; not copied, pack kept (run check)"
@@ -249,6 +318,12 @@ fn repack(
     let stats = writer.finish()?;
     report.bytes_repack_written += stats.bytes;
     Ok(done)
+}
+
+/// The sealed bytes of `e` in a whole pack, if the pack is long enough.
+fn blob_bytes<'a>(pack: &'a [u8], e: &PackEntry) -> Option<&'a [u8]> {
+    let at = e.offset as usize;
+    pack.get(at..at.saturating_add(e.length as usize))
 }
 
 /// Write index objects listing the packs of `affected` minus `condemned`; each supersedes the
