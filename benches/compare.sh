@@ -14,7 +14,6 @@
 #             one round of the three tools takes ~10 min on 2 cores) | full (shared generator sizes:
 #             2.5 GB /usr, 2 GiB image, 200k files; ~1 h per round)
 #   ROUNDS    rounds (default 2); the report shows the best and median wall time over rounds
-#   ROUND_SETTLE  seconds to wait after freeing one round's restored trees (default 90)
 #   TOOLS     default "ours restic borg" (rustic works too when installed)
 #   DATASETS  default "vmimage small-files usr"
 #   BENCH_DATA  corpora (default /tmp/bench-data-$SIZE); BENCH_TMP work dir (default /tmp/bench-work)
@@ -104,10 +103,19 @@ for r in $(seq 1 "$ROUNDS"); do
       echo "$r,$t,$ds,$l0,$(cut -d' ' -f1 /proc/loadavg)" >> "$LOADS"
     done
   done
-  # One round's restored trees take ~18 GB at SIZE=full (two rounds filled a 40 GB disk):
-  # free them between rounds, then give ext4 time to forget the freed inodes before the
-  # next round restores (peers.sh, restore step).
-  if [ "$r" -lt "$ROUNDS" ]; then rm -rf "$GRAVEYARD"; sync; sleep "${ROUND_SETTLE:-90}"; fi
+  # One round's restored trees take ~18 GB at SIZE=full (two rounds filled a 40 GB disk).
+  # Between rounds their files are emptied, not deleted: that frees the blocks but no inode,
+  # so the next round's restores do not meet ext4's skipping of freed inodes (peers.sh,
+  # restore step; deleting them most likely slowed the 200k-file restores of the next round
+  # by 13-64%, every tool's, in session 15's run N). Work copies are hard links to the
+  # corpora and are never emptied; neither is any file with a second link.
+  if [ "$r" -lt "$ROUNDS" ] && [ -d "$GRAVEYARD" ]; then
+    for d in "$GRAVEYARD"/*; do
+      case ${d##*/} in work-*) continue ;; esac
+      find "$d" -type f -links 1 -size +0 -exec truncate -s 0 {} +
+    done
+    sync
+  fi
 done
 echo "- load after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$REPORT.head"
 rm -rf "$GRAVEYARD"
