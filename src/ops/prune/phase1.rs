@@ -26,13 +26,8 @@ struct Candidate {
     object: String,
     size: u64,
     unused: u64,
-}
-
-impl Candidate {
     /// Whether the pack holds trees (packs hold one kind of blob).
-    fn trees(&self) -> bool {
-        self.pack.entries.iter().any(|e| e.kind == BlobKind::Tree)
-    }
+    trees: bool,
 }
 
 /// Phase one; returns the plan written (None when there was nothing to do or on a dry run).
@@ -84,11 +79,13 @@ pub(super) fn run(
                 live_total += live;
                 unused_total += dead;
                 if dead > 0 {
+                    let trees = p.entries.iter().any(|e| e.kind == BlobKind::Tree);
                     candidates.push(Candidate {
                         pack: p,
                         object: name.clone(),
                         size,
                         unused: dead,
+                        trees,
                     });
                 }
             }
@@ -99,11 +96,11 @@ pub(super) fn run(
     // data pack (a 16 MiB copy to free 1 MiB) would rewrite most of the repository after a
     // change spread through large files. Tree packs are small, and every client caches and
     // reads them (ls, mount, check, prune's mark), so none keeps dead trees (as in restic).
-    candidates.sort_by(|a, b| (b.trees(), b.unused * a.size).cmp(&(a.trees(), a.unused * b.size)));
+    candidates.sort_by(|a, b| (b.trees, b.unused * a.size).cmp(&(a.trees, a.unused * b.size)));
     let allowed = unused_allowance(live_total, opts.max_unused);
     let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
     candidates.retain(|c| {
-        let repack = (c.trees() || unused_total > allowed) && c.size <= budget;
+        let repack = (c.trees || unused_total > allowed) && c.size <= budget;
         if repack {
             budget -= c.size;
             unused_total -= c.unused;
