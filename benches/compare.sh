@@ -119,6 +119,8 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo "- load after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$REPORT.head"
 rm -rf "$GRAVEYARD"
+say "deleted this run's restored trees: on ext4 without a journal, restores of many files in the" \
+    "next 5 minutes are slowed by the inode allocator (peers.sh, restore step); wait before timing them"
 
 # 6. report
 { cat "$REPORT.head"; echo; python3 "$HERE/report.py" --data "$BENCH_DATA" --loads "$LOADS" "$CSV"; } > "$REPORT"

@@ -188,8 +188,10 @@ for i in $(seq 1 "$REPEAT_RESTORE"); do
   # ext4 without a journal skips free inodes deleted in the last 60 s (300 s while their block
   # is dirty) when it allocates new ones: a restore of many files soon after a run that deleted
   # many spends most of its time in that scan. Measured: our 50k-file restore took 3.2 s after
-  # nothing and 29–34 s after a cleanup, even 65 s later. So restored trees are moved to
-  # $GRAVEYARD (deleted by compare.sh at the end) instead of being deleted between tools.
+  # nothing and 29–34 s after a cleanup, even 65 s later; in session 16 our 200k-file restore
+  # took 30 s (5.7–7.7 s in runs Q and R) four minutes after compare.sh had deleted the previous run's
+  # restored trees. So restored trees are moved to $GRAVEYARD (deleted by compare.sh at the
+  # end) instead of being deleted between tools, and runs should be 5 minutes apart.
   sync; sleep "${RESTORE_SETTLE:-0}"
   op=restore; [ "$REPEAT_RESTORE" -gt 1 ] && op=restore-$i
   measure "$op" "$REPO" c_restore "$REPO" "$T/restore" $n
